@@ -1,0 +1,1 @@
+"""Prefect orchestration of the pipeline, and the ``ser`` command line."""

@@ -1,0 +1,129 @@
+"""The ``ser`` command line: every step of the pipeline, one sub-command each."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from ser_features.feature_sets import DEFAULT_FEATURE_SET, FEATURE_SETS
+
+app = typer.Typer(
+    help="Speech emotion recognition: extract features, train with AutoML, track in MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Get audio: the synthetic demo corpus or public corpora.")
+app.add_typer(data_app, name="data")
+console = Console()
+
+DEMO_DIR = Path("data/demo")
+DEMO_FEATURES = Path("data/features/demo")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def extract(
+    data_dirs: list[Path] = typer.Argument(..., help="Folders of labelled audio (any corpus)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the parquet tables."),
+    features: str = typer.Option(
+        DEFAULT_FEATURE_SET, "--features", help=f"Feature set: {', '.join(FEATURE_SETS)}."
+    ),
+    workers: int = typer.Option(2, "--workers", min=1, help="Parallel processes."),
+) -> None:
+    """Describe every labelled clip in DATA_DIRS into OUT/features.parquet (cached)."""
+    from flows.extract import extract_features
+
+    if features not in FEATURE_SETS:
+        _fail(f"unknown feature set {features!r}; choose one of: {', '.join(FEATURE_SETS)}")
+    missing = [str(d) for d in data_dirs if not d.is_dir()]
+    if missing:
+        _fail(f"not a folder: {', '.join(missing)} (pass folders of audio files)")
+    summary = extract_features(
+        data_dirs=[str(d) for d in data_dirs],
+        out_dir=str(out),
+        feature_set=features,
+        workers=workers,
+    )
+    console.print(f"[bold green]done:[/] {summary.describe()}")
+    if summary.quarantined:
+        console.print(f"see {out / 'quarantine.parquet'} for the reasons files were refused")
+
+
+@data_app.command("demo")
+def data_demo(
+    out: Path = typer.Argument(DEMO_DIR, help="Folder for the synthetic corpus."),
+    speakers: int = typer.Option(8, "--speakers", min=2, help="Number of synthetic speakers."),
+) -> None:
+    """Write the built-in SYNTHETIC demo corpus (RAVDESS file names, no download)."""
+    from ser_features.demo_corpus import generate_demo_corpus
+
+    with console.status("synthesising demo speech..."):
+        files = generate_demo_corpus(out, n_speakers=speakers)
+    console.print(f"wrote {len(files)} synthetic clips to {out} (labelled synthetic_demo)")
+
+
+@data_app.command("download")
+def data_download(
+    corpus: str = typer.Argument(..., help="Corpus to fetch: ravdess."),
+    out: Path = typer.Argument(..., help="Folder to unpack into."),
+    url: str | None = typer.Option(None, help="Mirror URL of the archive."),
+    md5: str | None = typer.Option(None, help="Expected MD5 of the archive at --url."),
+) -> None:
+    """Download a public corpus, verify its checksum and unpack it."""
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from ser_features.download import (
+        RAVDESS_SPEECH_MD5,
+        RAVDESS_SPEECH_URL,
+        DownloadError,
+        download_ravdess,
+    )
+
+    if corpus.lower() != "ravdess":
+        _fail(f"cannot download {corpus!r}: only 'ravdess' is public without a licence form")
+    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn()) as bar:
+        task = bar.add_task("RAVDESS speech", total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            download_ravdess(
+                out, url=url or RAVDESS_SPEECH_URL, md5=md5 or RAVDESS_SPEECH_MD5, progress=progress
+            )
+        except DownloadError as exc:
+            _fail(str(exc))
+    console.print(f"RAVDESS unpacked into {out}; next: ser extract {out} --out data/features/ravdess")
+
+
+@app.command()
+def demo(
+    workdir: Path = typer.Option(Path("."), help="Where data/ and mlruns/ go."),
+) -> None:
+    """The main job on the built-in SYNTHETIC demo corpus: generate, then extract features."""
+    from flows.extract import extract_features
+    from ser_features.demo_corpus import generate_demo_corpus
+
+    corpus_dir = workdir / DEMO_DIR
+    with console.status("synthesising the demo corpus (synthetic speech, not recordings)..."):
+        generate_demo_corpus(corpus_dir)
+    summary = extract_features(
+        data_dirs=[str(corpus_dir)], out_dir=str(workdir / DEMO_FEATURES), workers=2
+    )
+    console.print(f"[bold green]features:[/] {summary.describe()}")
+
+
+def main() -> None:
+    """Entry point for ``python -m flows.cli``."""
+    app(prog_name="ser")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

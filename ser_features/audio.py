@@ -1,0 +1,180 @@
+"""Loading audio: decode by content, validate, downmix, resample, trim, normalise.
+
+Every problem with a file surfaces as :class:`~ser_features.errors.AudioError` whose message
+says what is wrong in words a person understands.
+
+Examples
+--------
+>>> clip = load_audio("03-01-05-01-02-01-12.flac", options=LoadOptions(sample_rate=16000))
+>>> clip.samples.dtype, clip.sample_rate
+(dtype('float32'), 16000)
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from ser_features.errors import AudioError
+
+#: Below this RMS (about -80 dBFS) a clip is treated as silence.
+SILENCE_RMS = 1e-4
+#: Clips shorter than this after preprocessing carry too little speech to describe.
+MIN_DURATION_S = 0.1
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a clip is brought to the canonical form every feature set sees.
+
+    Parameters
+    ----------
+    sample_rate : canonical rate in Hz; every clip is resampled to it.
+    trim_top_db : trim leading and trailing parts quieter than this many dB below the peak;
+        ``None`` keeps the clip whole.
+    normalize_dbfs : scale the clip to this RMS level (dBFS), limited so the peak stays
+        below full scale; ``None`` keeps the recorded level.
+    """
+
+    sample_rate: int = 16000
+    trim_top_db: float | None = None
+    normalize_dbfs: float | None = None
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A decoded, validated, mono clip at the canonical rate."""
+
+    samples: np.ndarray
+    sample_rate: int
+    original_sample_rate: int
+    original_channels: int
+
+    @property
+    def duration_s(self) -> float:
+        """Duration of the (preprocessed) clip in seconds."""
+        return len(self.samples) / self.sample_rate
+
+
+def load_audio(source: str | Path | bytes, *, options: LoadOptions | None = None) -> Clip:
+    """Decode ``source`` (a path or the bytes of a file) into a validated :class:`Clip`.
+
+    The container format is detected from the content, not the file name, so AIFF data
+    behind a ``.wav`` name loads.  Raises :class:`AudioError` for empty, truncated, corrupt,
+    non-finite, silent or too-short audio.
+    """
+    options = options or LoadOptions()
+    data, original_rate = _decode(source)
+    channels = data.shape[1]
+    if not np.all(np.isfinite(data)):
+        raise AudioError("audio contains NaN or infinite samples: the file is damaged")
+    mono = data.mean(axis=1, dtype=np.float64).astype(np.float32)
+    samples = resample(mono, original_rate, options.sample_rate)
+    if options.trim_top_db is not None:
+        samples = trim_silence(samples, top_db=options.trim_top_db)
+    _check_content(samples, options.sample_rate)
+    if options.normalize_dbfs is not None:
+        samples = normalize_loudness(samples, target_dbfs=options.normalize_dbfs)
+    return Clip(
+        samples=np.ascontiguousarray(samples, dtype=np.float32),
+        sample_rate=options.sample_rate,
+        original_sample_rate=original_rate,
+        original_channels=channels,
+    )
+
+
+def _decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
+    """Read all frames as float32 ``(frames, channels)``, detecting the format from content."""
+    if isinstance(source, bytes | bytearray):
+        raw = bytes(source)
+        name = "audio bytes"
+    else:
+        path = Path(source)
+        name = path.name
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise AudioError(f"{name}: cannot read the file ({exc.strerror or exc})") from exc
+    if not raw:
+        raise AudioError(f"{name}: file is empty (0 bytes); re-copy or re-export it")
+    try:
+        with sf.SoundFile(io.BytesIO(raw)) as handle:
+            declared_frames = handle.frames
+            rate = handle.samplerate
+            data = handle.read(dtype="float32", always_2d=True)
+            log = handle.extra_info
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        reason = str(exc).split(": ", 1)[-1] if "Error opening" in str(exc) else str(exc)
+        raise AudioError(
+            f"{name}: not decodable audio ({reason}); the file may be truncated, corrupt or in "
+            "a format libsndfile cannot read (convert it to WAV or FLAC)"
+        ) from exc
+    if len(data) < declared_frames or _header_claims_more_data(log):
+        raise AudioError(
+            f"{name}: audio is truncated (header promises more samples than the file holds); "
+            "re-copy the original file"
+        )
+    if len(data) == 0:
+        raise AudioError(f"{name}: audio has no samples")
+    return data, rate
+
+
+_CHUNK_SIZE_MISMATCH = re.compile(
+    r"^\s*(?:data|ssnd)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.I | re.M
+)
+
+
+def _header_claims_more_data(decoder_log: str) -> bool:
+    """True when libsndfile's log says the sample data chunk is longer than the file."""
+    return any(
+        int(claimed) > int(actual) for claimed, actual in _CHUNK_SIZE_MISMATCH.findall(decoder_log)
+    )
+
+
+def _check_content(samples: np.ndarray, sample_rate: int) -> None:
+    duration = len(samples) / sample_rate
+    if duration < MIN_DURATION_S:
+        raise AudioError(
+            f"audio is too short ({duration * 1000:.0f} ms after preprocessing; "
+            f"at least {MIN_DURATION_S * 1000:.0f} ms of sound is needed)"
+        )
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    if rms < SILENCE_RMS:
+        raise AudioError(
+            f"audio is silent (RMS {20 * np.log10(max(rms, 1e-12)):.0f} dBFS); "
+            "check the recording or the input channel"
+        )
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample mono ``samples`` with soxr's high-quality filter (no-op when rates match)."""
+    if from_rate == to_rate:
+        return samples
+    return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32)
+
+
+def trim_silence(samples: np.ndarray, *, top_db: float, frame: int = 512) -> np.ndarray:
+    """Cut leading and trailing frames more than ``top_db`` below the loudest frame."""
+    n_frames = len(samples) // frame
+    if n_frames < 2:
+        return samples
+    frames = samples[: n_frames * frame].reshape(n_frames, frame).astype(np.float64)
+    energy_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
+    loud = np.flatnonzero(energy_db > energy_db.max() - top_db)
+    return samples[loud[0] * frame : (loud[-1] + 1) * frame]
+
+
+def normalize_loudness(samples: np.ndarray, *, target_dbfs: float = -23.0) -> np.ndarray:
+    """Scale to an RMS of ``target_dbfs``, lowering the gain if the peak would clip."""
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    gain = 10 ** (target_dbfs / 20) / max(rms, 1e-12)
+    peak = float(np.max(np.abs(samples))) * gain
+    if peak > 0.99:
+        gain *= 0.99 / peak
+    return (samples * gain).astype(np.float32)

@@ -1,0 +1,94 @@
+"""Describe one clip with a feature set, turning any failure into a quarantine reason.
+
+:func:`extract_clip` is what runs in a worker process (or on a Dask worker): it takes only
+picklable arguments and never raises for bad audio, so one broken file cannot stop a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ser_features.audio import load_audio
+from ser_features.corpora import ClipLabels
+from ser_features.errors import AudioError
+from ser_features.feature_sets import get_feature_spec
+
+#: Columns of the manifest, in order; the feature table starts with the same columns.
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "path",
+    "digest",
+    "corpus",
+    "speaker",
+    "gender",
+    "emotion",
+    "intensity",
+    "statement",
+    "vocal_channel",
+    "duration_s",
+    "original_sample_rate",
+    "original_channels",
+)
+
+
+def content_digest(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
+    """BLAKE2b-128 hex digest of the file's bytes: the cache key of its features."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """One file to describe: its path, its content digest and the labels from its name."""
+
+    path: str
+    digest: str
+    labels: ClipLabels
+
+
+@dataclass(frozen=True)
+class ClipOutcome:
+    """The result for one file: a manifest row and features, or the reason it was refused."""
+
+    path: str
+    digest: str
+    manifest: dict[str, object] | None = None
+    features: dict[str, float] | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when features were computed."""
+        return self.reason is None
+
+
+def extract_clip(job: ClipJob, feature_set: str) -> ClipOutcome:
+    """Load, validate and describe ``job`` with the feature set called ``feature_set``."""
+    spec = get_feature_spec(feature_set)
+    try:
+        clip = load_audio(job.path, options=spec.load)
+        features = spec.describe(clip)
+    except AudioError as exc:
+        return ClipOutcome(job.path, job.digest, reason=str(exc))
+    except Exception as exc:  # a decoder or numeric failure must quarantine, not crash the run
+        return ClipOutcome(
+            job.path, job.digest, reason=f"feature extraction failed: {type(exc).__name__}: {exc}"
+        )
+    manifest = {
+        "path": job.path,
+        "digest": job.digest,
+        **asdict(job.labels),
+        "duration_s": clip.duration_s,
+        "original_sample_rate": clip.original_sample_rate,
+        "original_channels": clip.original_channels,
+    }
+    return ClipOutcome(job.path, job.digest, manifest=manifest, features=features)
+
+
+def extract_batch(jobs: list[ClipJob], feature_set: str) -> list[ClipOutcome]:
+    """:func:`extract_clip` over a batch, the unit of work sent to a process or Dask worker."""
+    return [extract_clip(job, feature_set) for job in jobs]

@@ -1,0 +1,99 @@
+"""Shared spectral intermediates: one STFT and one mel spectrogram per clip.
+
+:class:`SpectralAnalysis` computes each intermediate lazily and at most once, so a feature
+set that needs MFCC, mel bands and chroma pays for a single STFT.  Filter banks depend only
+on their parameters and are built once per process.
+
+Examples
+--------
+>>> import numpy as np
+>>> analysis = SpectralAnalysis(np.random.default_rng(0).normal(size=16000), 16000)
+>>> analysis.mfcc(n_mfcc=13).shape[0], analysis.chroma().shape[0]
+(13, 12)
+"""
+
+from __future__ import annotations
+
+from functools import cached_property, lru_cache
+
+import librosa
+import numpy as np
+import scipy.fft
+
+
+@lru_cache(maxsize=32)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """librosa's Slaney-normalised mel filter bank, built once per parameter set."""
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)
+
+
+@lru_cache(maxsize=256)
+def chroma_filterbank(sample_rate: int, n_fft: int, tuning: float) -> np.ndarray:
+    """librosa's 12-bin chroma filter bank for a tuning offset (in fractions of a bin)."""
+    return librosa.filters.chroma(sr=sample_rate, n_fft=n_fft, tuning=tuning, n_chroma=12)
+
+
+class SpectralAnalysis:
+    """Lazily computed, cached spectral views of one mono clip.
+
+    Parameters
+    ----------
+    samples : mono float signal.
+    sample_rate : its rate in Hz.
+    n_fft, hop_length : STFT frame and hop in samples (librosa's centred Hann STFT).
+    """
+
+    def __init__(
+        self, samples: np.ndarray, sample_rate: int, *, n_fft: int = 2048, hop_length: int = 512
+    ) -> None:
+        self.samples = np.asarray(samples, dtype=np.float32)
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self._mel: dict[int, np.ndarray] = {}
+        self._log_mel: dict[int, np.ndarray] = {}
+
+    @cached_property
+    def magnitude(self) -> np.ndarray:
+        """``|STFT|``, shape ``(1 + n_fft // 2, frames)``."""
+        return np.abs(librosa.stft(self.samples, n_fft=self.n_fft, hop_length=self.hop_length))
+
+    @cached_property
+    def power(self) -> np.ndarray:
+        """``|STFT|**2``."""
+        return self.magnitude**2
+
+    def mel_power(self, n_mels: int = 128) -> np.ndarray:
+        """Mel-band power spectrogram from the shared STFT."""
+        if n_mels not in self._mel:
+            bank = mel_filterbank(self.sample_rate, self.n_fft, n_mels)
+            self._mel[n_mels] = bank @ self.power
+        return self._mel[n_mels]
+
+    def log_mel(self, n_mels: int = 128) -> np.ndarray:
+        """Mel power in dB (ref 1.0, 80 dB dynamic range), as librosa's ``power_to_db``."""
+        if n_mels not in self._log_mel:
+            self._log_mel[n_mels] = librosa.power_to_db(self.mel_power(n_mels))
+        return self._log_mel[n_mels]
+
+    def mfcc(self, n_mfcc: int = 40, n_mels: int = 128) -> np.ndarray:
+        """MFCC: orthonormal DCT-II of the log-mel spectrogram (librosa's definition)."""
+        return scipy.fft.dct(self.log_mel(n_mels), axis=0, type=2, norm="ortho")[:n_mfcc]
+
+    @cached_property
+    def tuning(self) -> float:
+        """Tuning deviation estimated from the magnitude spectrum, as ``chroma_stft`` does."""
+        return float(
+            librosa.estimate_tuning(S=self.magnitude, sr=self.sample_rate, n_fft=self.n_fft)
+        )
+
+    def chroma(self, *, estimate_tuning: bool = True) -> np.ndarray:
+        """12-bin chroma of the magnitude spectrum, each frame scaled to a maximum of 1."""
+        tuning = self.tuning if estimate_tuning else 0.0
+        bank = chroma_filterbank(self.sample_rate, self.n_fft, tuning)
+        return librosa.util.normalize(bank @ self.magnitude, norm=np.inf, axis=-2)
+
+    @cached_property
+    def frame_rms(self) -> np.ndarray:
+        """Frame RMS from the STFT (Parseval), as ``librosa.feature.rms(S=...)``."""
+        return librosa.feature.rms(S=self.magnitude, frame_length=self.n_fft)[0]
