@@ -21,7 +21,7 @@ BATCH_SIZE = 24
 
 @dataclass(frozen=True)
 class ExtractionSummary:
-    """What one extraction run did."""
+    """What one extraction run did (``dropped``: stale rows of deleted or changed files)."""
 
     out_dir: str
     feature_set: str

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -82,20 +83,24 @@ def plan_from_cache(jobs: list[ClipJob], out_dir: Path, spec: FeatureSpec) -> Ca
         table, name, version = read_feature_table(features_path)
         if (name, version) == (spec.name, spec.version):
             previous = len(table)
-            keep = [pair in wanted for pair in zip(table["path"], table["digest"], strict=True)]
-            features = table[keep]
+            features = table.loc[_still_present(table, wanted)]
             quarantine_path = out_dir / QUARANTINE_FILE
             if quarantine_path.exists():
                 old = pd.read_parquet(quarantine_path)
                 previous += len(old)
-                pairs = zip(old["path"], old["digest"], strict=True)
-                quarantine = old[[pair in wanted for pair in pairs]]
+                quarantine = old.loc[_still_present(old, wanted)]
     done = set(zip(features["path"], features["digest"], strict=True)) | set(
         zip(quarantine["path"], quarantine["digest"], strict=True)
     )
     to_extract = [job for job in jobs if (job.path, job.digest) not in done]
     dropped = previous - len(features) - len(quarantine)
     return CachePlan(to_extract, features, quarantine, dropped)
+
+
+def _still_present(table: pd.DataFrame, wanted: set[tuple[str, str]]) -> np.ndarray:
+    """Boolean mask of rows whose (path, digest) is among ``wanted``."""
+    pairs = zip(table["path"], table["digest"], strict=True)
+    return np.fromiter((pair in wanted for pair in pairs), dtype=bool, count=len(table))
 
 
 def assemble_tables(

@@ -67,7 +67,7 @@ def track_pitch(
     normalised = acf[:, lag_min : lag_max + 1] / (
         energy[:, None] * window_acf[lag_min : lag_max + 1] / window_acf[0] + 1e-12
     )
-    best = np.argmax(normalised, axis=1)
+    best = _first_strong_peak(normalised)
     rows = np.arange(len(best))
     strength = np.clip(normalised[rows, best], 0.0, 1.0)
     left = normalised[rows, np.maximum(best - 1, 0)]
@@ -81,3 +81,16 @@ def track_pitch(
     voiced = (strength >= voicing_threshold) & loud
     f0 = np.where(voiced, sample_rate / lag, np.nan)
     return PitchTrack(f0_hz=f0, voicing=strength, voiced=voiced)
+
+
+def _first_strong_peak(normalised: np.ndarray, *, ratio: float = 0.9) -> np.ndarray:
+    """Per row, the shortest-lag local maximum within ``ratio`` of the row's maximum.
+
+    Taking the first strong peak rather than the global one avoids octave-down errors,
+    since multiples of the period correlate almost as well as the period itself.
+    """
+    centre = normalised[:, 1:-1]
+    peaks = (centre > normalised[:, :-2]) & (centre >= normalised[:, 2:])
+    strong = peaks & (centre >= ratio * normalised.max(axis=1, keepdims=True))
+    first = np.argmax(strong, axis=1) + 1
+    return np.where(strong.any(axis=1), first, np.argmax(normalised, axis=1))

@@ -95,5 +95,7 @@ class SpectralAnalysis:
 
     @cached_property
     def frame_rms(self) -> np.ndarray:
-        """Frame RMS from the STFT (Parseval), as ``librosa.feature.rms(S=...)``."""
-        return librosa.feature.rms(S=self.magnitude, frame_length=self.n_fft)[0]
+        """Frame RMS of the signal on the STFT's centred frames (one value per STFT frame)."""
+        return librosa.feature.rms(
+            y=self.samples, frame_length=self.n_fft, hop_length=self.hop_length
+        )[0]
