@@ -20,7 +20,7 @@ app.add_typer(data_app, name="data")
 console = Console()
 
 DEMO_DIR = Path("data/demo")
-DEMO_FEATURES = Path("data/features/demo")
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "demo.yaml"
 
 
 def _fail(message: str) -> None:
@@ -100,24 +100,72 @@ def data_download(
             )
         except DownloadError as exc:
             _fail(str(exc))
-    console.print(f"RAVDESS unpacked into {out}; next: ser extract {out} --out data/features/ravdess")
+    console.print(
+        f"RAVDESS unpacked into {out}; next: ser extract {out} --out data/features/ravdess"
+    )
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(..., "--config", help="Experiment YAML (see experiments/)."),
+    data: list[Path] = typer.Option(None, "--data", help="Audio folders (override the config)."),
+    family: list[str] = typer.Option(None, "--family", help="Only these model families."),
+) -> None:
+    """Extract features, train every configured model family, log all runs in MLflow."""
+    from experiments.config import ConfigError, load_config
+    from flows.train import train_models
+
+    try:
+        load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    report = train_models(
+        config_path=str(config),
+        data_folders=[str(d) for d in data] if data else None,
+        families=list(family) if family else None,
+    )
+    _print_training(report)
+
+
+def _print_training(report) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"training run {report.parent_run_id} ({report.protocol})")
+    for column in ("family", "status", "UAR", "accuracy", "macro-F1", "run id"):
+        table.add_column(column)
+    for family in report.families:
+        metrics = family.metrics
+        table.add_row(
+            family.family,
+            family.status,
+            *(
+                f"{metrics[k]:.3f}" if k in metrics else "-"
+                for k in ("uar", "accuracy", "macro_f1")
+            ),
+            family.run_id,
+        )
+    console.print(table)
+    for family in report.families:
+        if family.error:
+            console.print(f"[red]{family.family} failed:[/] {family.error}")
 
 
 @app.command()
 def demo(
     workdir: Path = typer.Option(Path("."), help="Where data/ and mlruns/ go."),
 ) -> None:
-    """The main job on the built-in SYNTHETIC demo corpus: generate, then extract features."""
-    from flows.extract import extract_features
+    """The main job on the built-in SYNTHETIC demo corpus: generate, extract, train, log."""
+    from flows.train import train_models
     from ser_features.demo_corpus import generate_demo_corpus
 
     corpus_dir = workdir / DEMO_DIR
     with console.status("synthesising the demo corpus (synthetic speech, not recordings)..."):
         generate_demo_corpus(corpus_dir)
-    summary = extract_features(
-        data_dirs=[str(corpus_dir)], out_dir=str(workdir / DEMO_FEATURES), workers=2
+    report = train_models(config_path=str(DEMO_CONFIG), data_folders=[str(corpus_dir)])
+    _print_training(report)
+    console.print(
+        "compare the runs in the MLflow UI: mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db"
     )
-    console.print(f"[bold green]features:[/] {summary.describe()}")
 
 
 def main() -> None:

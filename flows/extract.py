@@ -72,8 +72,8 @@ def describe_clips_in_processes(
     """Describe ``jobs`` in ``workers`` local processes, logging progress as batches finish."""
     logger = get_run_logger()
     outcomes: list[ClipOutcome] = []
-    if not jobs:
-        return outcomes
+    if workers == 1 or len(jobs) <= BATCH_SIZE:  # starting processes would cost more
+        return extract_batch(jobs, feature_set)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["ser_features.extraction"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:

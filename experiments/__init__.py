@@ -1,0 +1,1 @@
+"""Models and evaluation: splits, trainers, metrics, MLflow tracking and the registry rules."""

@@ -1,0 +1,120 @@
+"""The served model: base64 audio in, emotion, confidence, probabilities and segments out.
+
+It carries the whole inference path (decode, the training feature set's loading and
+description, the fitted classifier) so ``mlflow models serve`` needs nothing else.  Bad
+input raises ``MlflowException`` with ``INVALID_PARAMETER_VALUE``, which the scoring server
+answers with HTTP 400 and the message, and keeps serving.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import replace
+from typing import Any
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.pyfunc import PythonModel
+
+from ser_features.audio import Clip, load_audio
+from ser_features.errors import AudioError
+from ser_features.feature_sets import get_feature_spec
+from ser_features.segments import speech_segments
+
+AUDIO_COLUMN = "audio"
+DEFAULT_MAX_DURATION_S = 600.0
+DEFAULT_MAX_SEGMENT_S = 8.0
+
+
+def bad_request(message: str) -> MlflowException:
+    """An error the scoring server turns into HTTP 400 with ``message``."""
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+class EmotionModel(PythonModel):
+    """Pyfunc wrapper around a saved predictor (see :mod:`experiments.predictors`)."""
+
+    def load_context(self, context: Any) -> None:
+        """Load the predictor and its feature set once per server process."""
+        from experiments.predictors import load_predictor
+
+        self.predictor = load_predictor(context.artifacts["predictor"])
+        self.spec = get_feature_spec(self.predictor.feature_set)
+        config = context.model_config or {}
+        self.max_duration_s = float(config.get("max_duration_s", DEFAULT_MAX_DURATION_S))
+        self.max_segment_s = float(config.get("max_segment_s", DEFAULT_MAX_SEGMENT_S))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        """One output row per input row; raises a 400-mapped error for any bad row."""
+        if not isinstance(model_input, pd.DataFrame) or AUDIO_COLUMN not in model_input.columns:
+            raise bad_request(
+                f"input needs a column {AUDIO_COLUMN!r} holding base64-encoded audio file bytes"
+            )
+        if len(model_input) == 0:
+            raise bad_request("input has no rows")
+        rows = [
+            self._predict_one(value, position)
+            for position, value in enumerate(model_input[AUDIO_COLUMN])
+        ]
+        return pd.DataFrame(rows, columns=["emotion", "confidence", "probabilities", "segments"])
+
+    def _predict_one(self, value: Any, position: int) -> dict[str, Any]:
+        clip = self._decode(value, position)
+        if clip.duration_s > self.max_duration_s:
+            raise bad_request(
+                f"row {position}: audio is {clip.duration_s:.0f} s long; the limit is "
+                f"{self.max_duration_s:.0f} s (split the recording or raise max_duration_s)"
+            )
+        spans = (
+            [(0.0, clip.duration_s)]
+            if clip.duration_s <= self.max_segment_s
+            else speech_segments(clip.samples, clip.sample_rate, max_segment_s=self.max_segment_s)
+        )
+        pieces = [_cut(clip, start, end) for start, end in spans]
+        features = pd.DataFrame([self.spec.describe(piece) for piece in pieces])
+        proba = self.predictor.predict_proba(features)
+        weights = np.array([piece.duration_s for piece in pieces])
+        overall = (proba * weights[:, None]).sum(axis=0) / weights.sum()
+        classes = self.predictor.classes
+        best = int(np.argmax(overall))
+        segments = [
+            {
+                "start": round(start, 3),
+                "end": round(end, 3),
+                "emotion": classes[int(np.argmax(row))],
+                "confidence": float(np.max(row)),
+            }
+            for (start, end), row in zip(spans, proba, strict=True)
+        ]
+        return {
+            "emotion": classes[best],
+            "confidence": float(overall[best]),
+            "probabilities": {label: float(p) for label, p in zip(classes, overall, strict=True)},
+            "segments": segments,
+        }
+
+    def _decode(self, value: Any, position: int) -> Clip:
+        if not isinstance(value, str | bytes) or not value:
+            raise bad_request(f"row {position}: {AUDIO_COLUMN!r} is empty or not a string")
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise bad_request(
+                f"row {position}: {AUDIO_COLUMN!r} is not valid base64 ({exc})"
+            ) from None
+        try:
+            return load_audio(raw, options=self.spec.load)
+        except AudioError as exc:
+            raise bad_request(f"row {position}: {exc}") from None
+
+
+def _cut(clip: Clip, start: float, end: float) -> Clip:
+    """The part of ``clip`` between ``start`` and ``end`` seconds."""
+    first, last = int(start * clip.sample_rate), int(end * clip.sample_rate)
+    return replace(clip, samples=clip.samples[first:last])

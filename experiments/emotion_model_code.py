@@ -1,0 +1,7 @@
+"""Model-from-code entry point: MLflow executes this file to build the served model."""
+
+import mlflow
+
+from experiments.emotion_model import EmotionModel
+
+mlflow.models.set_model(EmotionModel())

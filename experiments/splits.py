@@ -1,0 +1,355 @@
+"""Honest evaluation protocols: which rows of a feature table are trained on and tested on.
+
+Speaker-independent splits are the default: no speaker is ever on both sides, so the score
+measures generalisation to new voices.  ``random_stratified`` splits put the same speakers on
+both sides; they exist *only* to compare with published numbers that used them.
+``cross_corpus`` trains on some corpora and tests on others, over the labels both share.
+
+Every split holds integer *positional* indices into the table (use ``table.iloc``).
+
+>>> import pandas as pd
+>>> table = pd.DataFrame({"speaker": ["a", "a", "b", "b", "c", "c"],
+...                       "emotion": ["sad", "happy"] * 3})
+>>> split = speaker_independent_split(table, test_speakers=["b"])
+>>> split.test_index.tolist(), split.test_speakers
+([2, 3], ('b',))
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import (
+    GroupKFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
+
+from ser_features.labels import ordered_labels
+
+SPEAKER_INDEPENDENT = "speaker_independent"
+RANDOM_STRATIFIED = "random_stratified"
+CROSS_CORPUS = "cross_corpus"
+PROTOCOLS: tuple[str, ...] = (SPEAKER_INDEPENDENT, RANDOM_STRATIFIED, CROSS_CORPUS)
+
+#: Part of the description of every random split, so that nobody mistakes it for honest.
+RANDOM_SPLIT_NOTE = "random split: same speakers on both sides, optimistic"
+
+IndexPairs = list[tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One train/test partition of a feature table (positional row indices, read-only).
+
+    ``labels`` are the emotion labels the split is about, in canonical order (for
+    cross-corpus splits: the labels shared by both sides).
+    """
+
+    train_index: np.ndarray
+    test_index: np.ndarray
+    protocol: str
+    test_speakers: tuple[str, ...]
+    description: str
+    labels: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; expected one of {PROTOCOLS}")
+        for name in ("train_index", "test_index"):
+            index = np.array(getattr(self, name), dtype=np.intp).ravel()
+            index.setflags(write=False)
+            object.__setattr__(self, name, index)
+        if len(self.train_index) == 0 or len(self.test_index) == 0:
+            raise ValueError(f"{self.protocol} split has an empty side: {self.description}")
+        if np.intersect1d(self.train_index, self.test_index).size:
+            raise ValueError("a row is on both sides of the split")
+
+    def train(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The training rows of ``table``."""
+        return table.iloc[self.train_index]
+
+    def test(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The test rows of ``table``."""
+        return table.iloc[self.test_index]
+
+
+def assert_speaker_disjoint(table: pd.DataFrame, split: Split) -> None:
+    """Raise ``ValueError`` listing the speakers found on both sides of ``split``."""
+    speakers = _speakers(table)
+    overlap = sorted(set(speakers[split.train_index]) & set(speakers[split.test_index]))
+    if overlap:
+        raise ValueError(
+            f"{split.protocol} split leaks {len(overlap)} speaker(s) onto both sides: "
+            + ", ".join(overlap)
+        )
+
+
+def speaker_independent_split(
+    table: pd.DataFrame,
+    *,
+    test_speakers: Sequence[str] | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    """Hold out whole speakers: the given ones, or a seeded, gender-balanced choice.
+
+    Without ``test_speakers``, ``round(test_fraction * n_speakers)`` speakers (at least one,
+    never all) are drawn, as evenly as possible across the values of the ``gender`` column
+    (e.g. 20 RAVDESS actors -> 2 male + 2 female), leaving each gender some training speakers.
+    """
+    speakers = _speakers(table)
+    known = sorted(set(speakers))
+    if len(known) < 2:
+        raise ValueError(f"a speaker-independent split needs >= 2 speakers, got {known}")
+    if test_speakers is not None:
+        chosen = sorted({str(s) for s in test_speakers})
+        unknown = [s for s in chosen if s not in set(known)]
+        if unknown:
+            raise ValueError(f"unknown test speaker(s): {', '.join(unknown)}")
+        if not chosen or len(chosen) == len(known):
+            raise ValueError("test_speakers must be a non-empty, proper subset of the speakers")
+        how = "given"
+    else:
+        if not 0 < test_fraction < 1:
+            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        n_test = min(max(1, round(test_fraction * len(known))), len(known) - 1)
+        chosen = _balanced_choice(_speaker_genders(table, known), n_test, seed)
+        how = f"seed {seed}, gender-balanced"
+    is_test = np.isin(speakers, chosen)
+    split = Split(
+        train_index=np.flatnonzero(~is_test),
+        test_index=np.flatnonzero(is_test),
+        protocol=SPEAKER_INDEPENDENT,
+        test_speakers=tuple(chosen),
+        description=(
+            f"speaker-independent: {len(chosen)} of {len(known)} speakers held out ({how}): "
+            + ", ".join(chosen)
+        ),
+        labels=tuple(ordered_labels(set(_emotions(table)))),
+    )
+    assert_speaker_disjoint(table, split)
+    return split
+
+
+def speaker_kfold(table: pd.DataFrame, *, n_splits: int = 5, seed: int = 0) -> list[Split]:
+    """Group K-fold by speaker, stratified by emotion where possible.
+
+    Every speaker is in exactly one test fold, so the test folds cover every row once.
+    """
+    speakers = _speakers(table)
+    labels = tuple(ordered_labels(set(_emotions(table))))
+    folds = _speaker_folds(speakers, _emotions(table), n_splits=n_splits, seed=seed)
+    splits = []
+    for k, (train, test) in enumerate(folds, start=1):
+        held_out = tuple(sorted(set(speakers[test].tolist())))
+        split = Split(
+            train_index=train,
+            test_index=test,
+            protocol=SPEAKER_INDEPENDENT,
+            test_speakers=held_out,
+            description=(
+                f"speaker-independent fold {k}/{n_splits} (seed {seed}): "
+                f"{len(held_out)} speakers held out: " + ", ".join(held_out)
+            ),
+            labels=labels,
+        )
+        assert_speaker_disjoint(table, split)
+        splits.append(split)
+    return splits
+
+
+def random_stratified_split(
+    table: pd.DataFrame, *, test_fraction: float = 0.2, seed: int = 0
+) -> Split:
+    """A random split stratified by emotion; for comparison with published numbers only."""
+    emotions = _emotions(table)
+    _require_per_class(emotions, 2, "a stratified random split")
+    train, test = train_test_split(
+        np.arange(len(table)), test_size=test_fraction, random_state=seed, stratify=emotions
+    )
+    return _random_split(table, np.sort(train), np.sort(test), f"seed {seed}")
+
+
+def random_stratified_kfold(
+    table: pd.DataFrame, *, n_splits: int = 5, seed: int = 0
+) -> list[Split]:
+    """Shuffled stratified K-fold over rows; for comparison with published numbers only.
+
+    Like scikit-learn, this warns (not fails) when a label has fewer than ``n_splits`` clips.
+    """
+    emotions = _emotions(table)
+    folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return [
+        _random_split(table, train, test, f"fold {k}/{n_splits}, seed {seed}")
+        for k, (train, test) in enumerate(folds.split(np.zeros(len(table)), emotions), start=1)
+    ]
+
+
+def cross_corpus_split(
+    table: pd.DataFrame,
+    *,
+    train_corpora: Sequence[str],
+    test_corpora: Sequence[str],
+    labels: Sequence[str] | None = None,
+) -> Split:
+    """Train on ``train_corpora``, test on ``test_corpora``, over labels both sides have.
+
+    Rows whose label is not in the shared set (or in ``labels`` when given) are left out
+    of both sides.
+    """
+    train_corpora, test_corpora = list(train_corpora), list(test_corpora)
+    if not train_corpora or not test_corpora:
+        raise ValueError("cross_corpus_split needs at least one train and one test corpus")
+    both = sorted(set(train_corpora) & set(test_corpora))
+    if both:
+        raise ValueError(f"corpora on both sides of a cross-corpus split: {', '.join(both)}")
+    corpus = table["corpus"].astype(str).to_numpy()
+    absent = [c for c in train_corpora + test_corpora if c not in set(corpus)]
+    if absent:
+        present = ", ".join(sorted(set(corpus)))
+        raise ValueError(f"corpus not in the table: {', '.join(absent)} (present: {present})")
+    emotions = _emotions(table)
+    on_train, on_test = np.isin(corpus, train_corpora), np.isin(corpus, test_corpora)
+    shared = set(emotions[on_train]) & set(emotions[on_test])
+    if labels is None:
+        if not shared:
+            raise ValueError("the train and test corpora share no emotion label")
+        chosen = ordered_labels(shared)
+    else:
+        missing = sorted(set(labels) - shared)
+        if missing:
+            raise ValueError(f"label(s) not present on both sides: {', '.join(missing)}")
+        chosen = ordered_labels(set(labels))
+    keep = np.isin(emotions, chosen)
+    test = np.flatnonzero(on_test & keep)
+    split = Split(
+        train_index=np.flatnonzero(on_train & keep),
+        test_index=test,
+        protocol=CROSS_CORPUS,
+        test_speakers=tuple(sorted(set(_speakers(table)[test].tolist()))),
+        description=(
+            f"cross-corpus: train on {', '.join(train_corpora)}, "
+            f"test on {', '.join(test_corpora)}; labels: {', '.join(chosen)}"
+        ),
+        labels=tuple(chosen),
+    )
+    assert_speaker_disjoint(table, split)
+    return split
+
+
+def group_folds_for_tuning(
+    groups: np.ndarray,
+    *,
+    n_splits: int = 3,
+    seed: int = 0,
+    labels: np.ndarray | None = None,
+) -> IndexPairs:
+    """(train, test) index pairs with no group on both sides, for ``GridSearchCV(cv=...)``.
+
+    ``groups`` are the speakers of the training rows; ``n_splits`` is reduced to the number
+    of distinct speakers when fewer.  With ``labels`` the folds are also stratified.
+
+    >>> folds = group_folds_for_tuning(np.array(["a", "a", "b", "c"]), n_splits=5)
+    >>> len(folds)
+    3
+    """
+    groups = np.asarray(groups).astype(str)
+    n_groups = len(set(groups))
+    if n_groups < 2:
+        raise ValueError(f"group-aware tuning folds need >= 2 speakers, got {n_groups}")
+    return _speaker_folds(groups, labels, n_splits=min(n_splits, n_groups), seed=seed)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _speakers(table: pd.DataFrame) -> np.ndarray:
+    return table["speaker"].astype(str).to_numpy()
+
+
+def _emotions(table: pd.DataFrame) -> np.ndarray:
+    return table["emotion"].astype(str).to_numpy()
+
+
+def _speaker_folds(
+    groups: np.ndarray, labels: np.ndarray | None, *, n_splits: int, seed: int
+) -> IndexPairs:
+    """Group K-fold (stratified when ``labels`` are given) with every test fold non-empty."""
+    n_groups = len(set(groups))
+    if n_splits < 2:
+        raise ValueError(f"n_splits must be >= 2, got {n_splits}")
+    if n_splits > n_groups:
+        raise ValueError(
+            f"n_splits={n_splits} is more than the {n_groups} speakers; "
+            "every test fold needs at least one speaker"
+        )
+    x = np.zeros(len(groups))
+    # StratifiedGroupKFold refuses when every label has fewer than n_splits clips.
+    if labels is not None and n_splits <= pd.Series(labels).value_counts().max():
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():
+            # Rare labels only weaken the stratification; the folds stay speaker-disjoint.
+            warnings.filterwarnings("ignore", message="The least populated class")
+            folds = list(splitter.split(x, labels, groups))
+        if all(len(test) for _, test in folds):
+            return folds
+    # Shuffle the speakers' order so ``seed`` matters on every scikit-learn version.
+    order = np.random.default_rng(seed).permutation(sorted(set(groups)))
+    codes = pd.Series(np.arange(n_groups), index=order)[groups].to_numpy()
+    return list(GroupKFold(n_splits=n_splits).split(x, groups=codes))
+
+
+def _speaker_genders(table: pd.DataFrame, speakers: list[str]) -> dict[str, str]:
+    """Each speaker's gender (``"unknown"`` when missing or ambiguous)."""
+    if "gender" not in table.columns:
+        return dict.fromkeys(speakers, "unknown")
+    genders = table.assign(speaker=_speakers(table)).groupby("speaker")["gender"]
+    found = genders.agg(lambda g: g.dropna().iloc[0] if g.dropna().nunique() == 1 else None)
+    return {s: str(found[s]) if pd.notna(found[s]) else "unknown" for s in speakers}
+
+
+def _balanced_choice(genders: dict[str, str], n_test: int, seed: int) -> list[str]:
+    """Draw ``n_test`` speakers, as evenly as possible across genders (seeded)."""
+    rng = np.random.default_rng(seed)
+    pools = {
+        g: [str(s) for s in rng.permutation(sorted(s for s, sg in genders.items() if sg == g))]
+        for g in sorted(set(genders.values()))
+    }
+    quota = dict.fromkeys(pools, 0)
+    # Round-robin in a seeded gender order; keep >= 1 training speaker per gender if possible.
+    order = [str(g) for g in rng.permutation(sorted(pools))]
+    for cap_slack in (1, 0):
+        while sum(quota.values()) < n_test:
+            open_ = [g for g in order if quota[g] < len(pools[g]) - cap_slack]
+            if not open_:
+                break
+            least = min(quota[g] for g in open_)
+            quota[next(g for g in open_ if quota[g] == least)] += 1
+    return sorted(s for g, pool in pools.items() for s in pool[: quota[g]])
+
+
+def _require_per_class(emotions: np.ndarray, minimum: int, what: str) -> None:
+    counts = pd.Series(emotions).value_counts()
+    rare = counts[counts < minimum]
+    if len(rare):
+        raise ValueError(
+            f"{what} needs >= {minimum} clips of every emotion; too few: "
+            + ", ".join(f"{label} ({n})" for label, n in rare.items())
+        )
+
+
+def _random_split(table: pd.DataFrame, train: np.ndarray, test: np.ndarray, how: str) -> Split:
+    return Split(
+        train_index=train,
+        test_index=test,
+        protocol=RANDOM_STRATIFIED,
+        test_speakers=tuple(sorted(set(_speakers(table)[test].tolist()))),
+        description=f"{RANDOM_SPLIT_NOTE} ({how}, stratified by emotion)",
+        labels=tuple(ordered_labels(set(_emotions(table)))),
+    )

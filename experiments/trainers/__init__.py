@@ -1,0 +1,1 @@
+"""Model families with one shape: sklearn MLP, Keras ANN and 1D-CNN, H2O AutoML."""

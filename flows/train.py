@@ -1,0 +1,278 @@
+"""The training flow: extract (incrementally), then fit and log every model family in MLflow.
+
+One parent MLflow run per invocation, one child run per family.  A family that fails is
+recorded as a FAILED child run with its error; the others still finish and log.
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from prefect import flow, get_run_logger, task
+
+from experiments.config import ExperimentConfig, load_config
+from experiments.metrics import evaluate
+from experiments.predictors import load_predictor, save_predictor
+from experiments.splits import Split
+from experiments.tracking import (
+    configure_tracking,
+    ensure_experiment,
+    flatten_params,
+    log_dataset,
+    log_evaluation,
+    log_served_model,
+    provenance,
+)
+from experiments.training import label_distribution, split_for, train_family
+from flows.extract import extract_features
+from ser_features.extraction import content_digest
+from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
+
+
+@dataclass
+class FamilyReport:
+    """The outcome of one family's child run."""
+
+    family: str
+    run_id: str
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    model_uri: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class TrainingReport:
+    """The outcome of one training invocation."""
+
+    parent_run_id: str
+    experiment_id: str
+    protocol: str
+    families: list[FamilyReport]
+
+    def best(self, metric: str = "uar") -> FamilyReport | None:
+        """The finished family with the highest ``metric`` (None if all failed)."""
+        finished = [f for f in self.families if f.status == "FINISHED" and metric in f.metrics]
+        return max(finished, key=lambda f: f.metrics[metric], default=None)
+
+
+def protocol_label(split: Split) -> str:
+    """A short, honest description of the protocol for run names."""
+    if split.protocol == "random_stratified":
+        return "RANDOM split (same speakers both sides)"
+    if split.protocol == "cross_corpus":
+        return "cross-corpus"
+    return f"speaker-independent, test {len(split.test_speakers)} speakers"
+
+
+def _example_output(classes: list[str]) -> pd.DataFrame:
+    uniform = 1.0 / len(classes)
+    segment = {"start": 0.0, "end": 3.0, "emotion": classes[0], "confidence": uniform}
+    return pd.DataFrame(
+        {
+            "emotion": [classes[0]],
+            "confidence": [uniform],
+            "probabilities": [dict.fromkeys(classes, uniform)],
+            "segments": [[segment]],
+        }
+    )
+
+
+@task(name="train-family")
+def train_and_log_family(
+    family: str,
+    config: ExperimentConfig,
+    table: pd.DataFrame,
+    features_path: str,
+    dataset_digest: str,
+    parent_run_id: str,
+    experiment_id: str,
+) -> FamilyReport:
+    """Fit one family under the configured protocol and log everything in a child run."""
+    params = dict(config.trainers.get(family) or {})
+    cv_params = params.pop("cv_overrides", None)
+    split = split_for(table, config.protocol)
+    short = protocol_label(split)
+    tags = {
+        "model_family": family,
+        "feature_set": config.data.features,
+        "protocol": split.protocol,
+        "experiment_config": config.name,
+    }
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=f"{family} · {config.data.features} · {short}",
+        parent_run_id=parent_run_id,
+        nested=True,
+        tags=tags,
+    ) as run:
+        try:
+            started = time.perf_counter()
+            result = train_family(family, params, table, config.protocol, cv_params=cv_params)
+            fit_seconds = time.perf_counter() - started
+            mlflow.log_params(flatten_params(result.trainer.params(), prefix="model."))
+            mlflow.log_params(_protocol_params(config, split))
+            mlflow.log_params(provenance())
+            log_dataset(Path(features_path), table, name=config.name, digest=dataset_digest)
+            with tempfile.TemporaryDirectory() as scratch:
+                predictor_dir = save_predictor(
+                    result.trainer, Path(scratch) / "predictor", feature_set=config.data.features
+                )
+                served = load_predictor(predictor_dir)
+                test = table.iloc[split.test_index]
+                if split.labels:
+                    test = test[test["emotion"].isin(split.labels)]
+                proba = served.predict_proba(test[feature_columns(table)])
+                evaluation = evaluate(test["emotion"].to_numpy(), proba, served.classes)
+                log_evaluation(evaluation, title=f"{family} · {short}")
+                mlflow.log_metrics({**result.cv_metrics, "fit_seconds": fit_seconds})
+                _log_leaderboard(result.trainer)
+                example = base64.b64encode(Path(test["path"].iloc[0]).read_bytes()).decode()
+                model_uri = log_served_model(
+                    predictor_dir,
+                    example_audio_b64=example,
+                    example_output=_example_output(served.classes),
+                )
+            uar = evaluation.metrics["uar"]
+            mlflow.set_tag(
+                "mlflow.runName", f"{family} · {config.data.features} · {short} · UAR {uar:.3f}"
+            )
+            release = getattr(result.trainer, "release", None)
+            if callable(release):
+                release()
+            return FamilyReport(
+                family, run.info.run_id, "FINISHED", dict(evaluation.metrics), model_uri
+            )
+        except Exception as exc:
+            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+            mlflow.log_text(traceback.format_exc(), "error.txt")
+            raise
+
+
+def _protocol_params(config: ExperimentConfig, split: Split) -> dict[str, str]:
+    return flatten_params(
+        {
+            "feature_set": config.data.features,
+            "protocol": split.protocol,
+            "protocol_description": split.description,
+            "test_speakers": ",".join(split.test_speakers),
+            "seed": config.protocol.seed,
+            "cv_folds": config.protocol.cv_folds,
+            "n_train": len(split.train_index),
+            "n_test": len(split.test_index),
+        }
+    )
+
+
+def _log_leaderboard(trainer: Any) -> None:
+    board = getattr(trainer, "leaderboard_", None)
+    if isinstance(board, pd.DataFrame):
+        mlflow.log_table(board, artifact_file="h2o_leaderboard.json")
+        mlflow.log_text(board.to_csv(index=False), "h2o_leaderboard.csv")
+
+
+@flow(name="train-models")
+def train_models(
+    config_path: str,
+    data_folders: list[str] | None = None,
+    tracking_uri: str | None = None,
+    families: list[str] | None = None,
+) -> TrainingReport:
+    """Extract features for the config's data, then train and log every configured family."""
+    logger = get_run_logger()
+    config = load_config(config_path)
+    if data_folders:
+        config = config.with_data_folders(data_folders)
+    if not config.data.folders:
+        raise ValueError(f"{config_path}: no data folders; set data.folders or pass --data")
+    configure_tracking(tracking_uri)
+    experiment_id = ensure_experiment(config.experiment)
+    extraction = extract_features(
+        data_dirs=list(config.data.folders),
+        out_dir=config.data.features_dir,
+        feature_set=config.data.features,
+    )
+    features_path = Path(config.data.features_dir) / FEATURES_FILE
+    table, _, _ = read_feature_table(features_path)
+    digest = content_digest(features_path)
+    split = split_for(table, config.protocol)
+    chosen = families or list(config.trainers)
+    reports: list[FamilyReport] = []
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=f"{config.name} · {config.data.features} · {protocol_label(split)}",
+        tags={"experiment_config": config.name, "protocol": split.protocol, "role": "parent"},
+    ) as parent:
+        mlflow.log_params(_protocol_params(config, split))
+        mlflow.log_params({"config_file": str(config.source), "families": ",".join(chosen)})
+        mlflow.log_params(provenance())
+        mlflow.log_dict(
+            {
+                "train_labels": label_distribution(table, split.train_index),
+                "test_labels": label_distribution(table, split.test_index),
+            },
+            "split_summary.json",
+        )
+        mlflow.log_metric("extracted_clips", extraction.extracted)
+        if config.source and Path(config.source).exists():
+            mlflow.log_artifact(config.source, artifact_path="config")
+        log_dataset(features_path, table, name=config.name, digest=digest)
+        for family in chosen:
+            logger.info("training %s", family)
+            state = train_and_log_family(
+                family,
+                config,
+                table,
+                str(features_path),
+                digest,
+                parent.info.run_id,
+                return_state=True,
+            )
+            if state.is_completed():
+                reports.append(state.result())
+            else:
+                reports.append(_failed_report(family, parent.info.run_id, state))
+                logger.error("%s failed: %s", family, reports[-1].error)
+        _log_comparison(reports)
+    return TrainingReport(parent.info.run_id, experiment_id, split.protocol, reports)
+
+
+def _failed_report(family: str, parent_run_id: str, state: Any) -> FamilyReport:
+    query = f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.model_family = '{family}'"
+    runs = mlflow.search_runs(
+        filter_string=query,
+        search_all_experiments=True,
+        output_format="list",
+    )
+    run_id = runs[0].info.run_id if runs else ""
+    return FamilyReport(family, run_id, "FAILED", error=str(state.message))
+
+
+def _log_comparison(reports: list[FamilyReport]) -> None:
+    rows = [
+        {"family": r.family, "status": r.status, "run_id": r.run_id, **r.metrics} for r in reports
+    ]
+    if not rows:
+        return
+    frame = pd.DataFrame(rows)
+    keep = [
+        c
+        for c in ("family", "status", "uar", "accuracy", "macro_f1", "log_loss", "run_id")
+        if c in frame
+    ]
+    mlflow.log_text(frame[keep].to_markdown(index=False), "comparison.md")
+    finished = [r for r in reports if r.status == "FINISHED"]
+    if finished:
+        best = max(finished, key=lambda r: r.metrics["uar"])
+        mlflow.set_tags({"best_family": best.family, "best_run_id": best.run_id})
+        mlflow.log_metrics(
+            {"best_uar": best.metrics["uar"], "best_accuracy": best.metrics["accuracy"]}
+        )
