@@ -151,6 +151,77 @@ def _print_training(report) -> None:
 
 
 @app.command()
+def promote(
+    config: Path = typer.Option(..., "--config", help="Experiment YAML used for training."),
+    run_id: str | None = typer.Option(
+        None, "--run-id", help="Parent training run (default: latest)."
+    ),
+) -> None:
+    """Register the best model of a training run; move @champion only if it is better."""
+    from experiments.registry import PromotionError
+    from flows.promote import promote_model
+
+    try:
+        decision = promote_model(config_path=str(config), parent_run_id=run_id)
+    except PromotionError as exc:
+        _fail(f"{exc} (the champion is unchanged)")
+    verdict = "[bold green]promoted to @champion[/]" if decision.promoted else "kept the champion"
+    console.print(f"{decision.model_name} v{decision.version} ({decision.family}): {verdict}")
+    console.print(decision.reason)
+
+
+@app.command()
+def predict(
+    files: list[Path] = typer.Argument(..., help="Audio files (WAV, FLAC, OGG, AIFF...)."),
+    model_name: str = typer.Option("ser-emotion", "--model", help="Registered model name."),
+) -> None:
+    """Emotion of each file according to @champion, with its segment timeline."""
+    import base64
+
+    import mlflow
+    import pandas as pd
+
+    from experiments.serving import model_uri
+    from experiments.tracking import configure_tracking
+
+    configure_tracking()
+    try:
+        model = mlflow.pyfunc.load_model(model_uri(model_name))
+    except mlflow.exceptions.MlflowException as exc:
+        _fail(f"cannot load {model_uri(model_name)}: {exc}; run `ser promote` first")
+    for path in files:
+        try:
+            audio = base64.b64encode(path.read_bytes()).decode()
+            row = model.predict(pd.DataFrame({"audio": [audio]})).iloc[0]
+        except (OSError, mlflow.exceptions.MlflowException) as exc:
+            console.print(f"[red]{path}:[/] {getattr(exc, 'message', exc)}")
+            continue
+        console.print(f"[bold]{path}[/]: {row['emotion']} ({row['confidence']:.0%})")
+        for segment in row["segments"]:
+            console.print(
+                f"  {segment['start']:7.2f}-{segment['end']:7.2f} s  "
+                f"{segment['emotion']:<10} {segment['confidence']:.0%}"
+            )
+
+
+@app.command()
+def serve(
+    model_name: str = typer.Option("ser-emotion", "--model", help="Registered model name."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(5000, help="Port to listen on."),
+) -> None:
+    """Serve @champion with `mlflow models serve` (raw audio in, emotion out)."""
+    import os
+
+    from experiments.serving import serve_command, serving_environment
+    from experiments.tracking import configure_tracking
+
+    command = serve_command(model_name, host=host, port=port)
+    console.print(" ".join(command))
+    os.execve(command[0], command, serving_environment(configure_tracking()))
+
+
+@app.command()
 def demo(
     workdir: Path = typer.Option(Path("."), help="Where data/ and mlruns/ go."),
 ) -> None:

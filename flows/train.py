@@ -17,6 +17,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from experiments.config import ExperimentConfig, load_config
 from experiments.metrics import evaluate
@@ -86,7 +87,7 @@ def _example_output(classes: list[str]) -> pd.DataFrame:
     )
 
 
-@task(name="train-family")
+@task(name="train-family", cache_policy=NO_CACHE)
 def train_and_log_family(
     family: str,
     config: ExperimentConfig,
@@ -120,7 +121,15 @@ def train_and_log_family(
             fit_seconds = time.perf_counter() - started
             mlflow.log_params(flatten_params(result.trainer.params(), prefix="model."))
             mlflow.log_params(_protocol_params(config, split))
+            mlflow.log_params({"features_path": str(Path(features_path).resolve())})
             mlflow.log_params(provenance())
+            mlflow.log_dict(
+                {
+                    "paths": table.iloc[split.test_index]["path"].tolist(),
+                    "labels": list(split.labels),
+                },
+                "split/test_paths.json",
+            )
             log_dataset(Path(features_path), table, name=config.name, digest=dataset_digest)
             with tempfile.TemporaryDirectory() as scratch:
                 predictor_dir = save_predictor(
@@ -141,6 +150,7 @@ def train_and_log_family(
                     example_audio_b64=example,
                     example_output=_example_output(served.classes),
                 )
+            mlflow.set_tag("served_model_uri", model_uri)
             uar = evaluation.metrics["uar"]
             mlflow.set_tag(
                 "mlflow.runName", f"{family} · {config.data.features} · {short} · UAR {uar:.3f}"
@@ -234,6 +244,7 @@ def train_models(
                 str(features_path),
                 digest,
                 parent.info.run_id,
+                experiment_id,
                 return_state=True,
             )
             if state.is_completed():

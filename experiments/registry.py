@@ -1,0 +1,195 @@
+"""Registry rules: register the best candidate as ``@challenger``; move ``@champion`` only if
+it is better on the same test clips.
+
+Like is compared with like: the current champion is re-scored on the challenger's own test
+split (same clips, same speakers), so a change of data or protocol can never flatter either
+side.  Setting the ``champion`` alias is the very last step, so any failure before it leaves
+the champion where it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from experiments.metrics import evaluate
+from experiments.predictors import load_predictor
+from ser_features.feature_table import feature_columns, read_feature_table
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+class PromotionError(RuntimeError):
+    """Nothing could be promoted; the champion is unchanged."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A finished child run of a training invocation, and its score."""
+
+    run_id: str
+    family: str
+    metric: float
+    model_uri: str
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """What promotion did, and why."""
+
+    model_name: str
+    version: str
+    family: str
+    metric: str
+    challenger_score: float
+    champion_score: float | None
+    champion_version: str | None
+    promoted: bool
+    reason: str
+
+
+def best_candidate(parent_run_id: str, *, metric: str = "uar") -> Candidate:
+    """The finished child run of ``parent_run_id`` with the highest ``metric``."""
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        output_format="list",
+    )
+    finished = [
+        run
+        for run in runs
+        if run.info.status == "FINISHED"
+        and metric in run.data.metrics
+        and "served_model_uri" in run.data.tags
+    ]
+    if not finished:
+        raise PromotionError(
+            f"run {parent_run_id} has no finished model with metric {metric!r}; "
+            "nothing to promote (check the training run's failed children)"
+        )
+    best = max(finished, key=lambda run: run.data.metrics[metric])
+    return Candidate(
+        run_id=best.info.run_id,
+        family=best.data.tags.get("model_family", "unknown"),
+        metric=float(best.data.metrics[metric]),
+        model_uri=best.data.tags["served_model_uri"],
+    )
+
+
+def score_on_split(model_uri: str, run_id: str, *, metric: str) -> float:
+    """Score the predictor inside ``model_uri`` on the test clips of run ``run_id``.
+
+    The test clips are the rows of the run's feature table whose speakers (or, for random
+    splits, paths) the run logged as test; features are recomputed from audio only when the
+    two models use different feature sets.
+    """
+    run = mlflow.get_run(run_id)
+    test = _test_rows(run)
+    local = Path(mlflow.artifacts.download_artifacts(model_uri))
+    predictor = load_predictor(local / "artifacts" / "predictor")
+    if predictor.feature_set == run.data.params.get("feature_set"):
+        proba = predictor.predict_proba(test[feature_columns(test)])
+    else:
+        proba = _score_audio(model_uri, test["path"].tolist(), predictor.classes)
+    return float(evaluate(test["emotion"].to_numpy(), proba, predictor.classes).metrics[metric])
+
+
+def _test_rows(run: mlflow.entities.Run) -> pd.DataFrame:
+    """The feature rows a run was tested on, from its logged dataset and split."""
+    features_path = run.data.params.get("features_path")
+    if not features_path or not Path(features_path).exists():
+        raise PromotionError(
+            f"run {run.info.run_id}: its feature table {features_path!r} is not available; "
+            "re-run training on this machine before promoting"
+        )
+    table, _, _ = read_feature_table(features_path)
+    split_file = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/split/test_paths.json")
+    test = table[table["path"].isin(set(split_file["paths"]))]
+    labels = split_file.get("labels")
+    if labels:
+        test = test[test["emotion"].isin(labels)]
+    if test.empty:
+        raise PromotionError(f"the test clips of run {run.info.run_id} are no longer available")
+    return test
+
+
+def _score_audio(model_uri: str, paths: list[str], classes: list[str]) -> np.ndarray:
+    import base64
+
+    model = mlflow.pyfunc.load_model(model_uri)
+    audio = [base64.b64encode(Path(p).read_bytes()).decode() for p in paths]
+    output = model.predict(pd.DataFrame({"audio": audio}))
+    return np.array([[row[label] for label in classes] for row in output["probabilities"]])
+
+
+def promote(parent_run_id: str, *, model_name: str, metric: str = "uar") -> PromotionDecision:
+    """Register the best candidate of a training run; make it champion only if it is better."""
+    client = MlflowClient()
+    candidate = best_candidate(parent_run_id, metric=metric)
+    version = mlflow.register_model(candidate.model_uri, model_name).version
+    client.set_registered_model_alias(model_name, CHALLENGER, version)
+    champion = _current_champion(client, model_name)
+    challenger_score = score_on_split(candidate.model_uri, candidate.run_id, metric=metric)
+    if champion is None:
+        promoted, champion_score, reason = True, None, "first model: no champion yet"
+    else:
+        champion_uri = f"models:/{model_name}/{champion.version}"
+        champion_score = score_on_split(champion_uri, candidate.run_id, metric=metric)
+        promoted = challenger_score > champion_score
+        verdict = "beats" if promoted else "does not beat"
+        reason = (
+            f"challenger v{version} {metric}={challenger_score:.4f} {verdict} champion "
+            f"v{champion.version} {metric}={champion_score:.4f} on the same "
+            f"{len(_test_rows(mlflow.get_run(candidate.run_id)))} test clips"
+        )
+    decision = PromotionDecision(
+        model_name=model_name,
+        version=str(version),
+        family=candidate.family,
+        metric=metric,
+        challenger_score=challenger_score,
+        champion_score=champion_score,
+        champion_version=None if champion is None else str(champion.version),
+        promoted=promoted,
+        reason=reason,
+    )
+    _record(client, decision, candidate)
+    if promoted:
+        client.set_registered_model_alias(model_name, CHAMPION, version)
+    return decision
+
+
+def _current_champion(client: MlflowClient, model_name: str):
+    try:
+        return client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def _record(client: MlflowClient, decision: PromotionDecision, candidate: Candidate) -> None:
+    """Write the comparison into the new version's tags and description."""
+    tags = {
+        "model_family": decision.family,
+        "source_run_id": candidate.run_id,
+        "promotion.metric": decision.metric,
+        "promotion.challenger_score": f"{decision.challenger_score:.6f}",
+        "promotion.champion_score": (
+            "none" if decision.champion_score is None else f"{decision.champion_score:.6f}"
+        ),
+        "promotion.champion_version": decision.champion_version or "none",
+        "promotion.decision": "promoted" if decision.promoted else "kept champion",
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(decision.model_name, decision.version, key, value)
+    client.update_model_version(
+        decision.model_name,
+        decision.version,
+        description=f"{decision.family}: {decision.reason}.",
+    )
