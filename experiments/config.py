@@ -23,6 +23,9 @@ Example
     registry:
       model_name: ser-emotion
       metric: uar
+    serving:
+      max_duration_s: 600            # longer requests get HTTP 400
+      max_segment_s: 8               # longer recordings are split at pauses
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class ExperimentConfig:
     experiment: str = "ser"
     model_name: str = "ser-emotion"
     promotion_metric: str = "uar"
+    serving: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
 
     def with_data_folders(self, folders: list[str]) -> ExperimentConfig:
@@ -100,9 +104,8 @@ def load_config(path: str | Path) -> ExperimentConfig:
 def parse_config(raw: dict[str, Any], *, source: str | None = None) -> ExperimentConfig:
     """Build an :class:`ExperimentConfig` from a mapping, naming the first invalid field."""
     where = source or "config"
-    _only(
-        raw, {"name", "description", "data", "protocol", "trainers", "tracking", "registry"}, where
-    )
+    sections = {"name", "description", "data", "protocol", "trainers", "tracking", "registry"}
+    _only(raw, sections | {"serving"}, where)
     data_raw = raw.get("data") or {}
     _only(data_raw, {"folders", "features", "features_dir"}, f"{where}: data")
     folders = data_raw.get("folders") or []
@@ -132,6 +135,7 @@ def parse_config(raw: dict[str, Any], *, source: str | None = None) -> Experimen
         experiment=str(tracking.get("experiment", "ser")),
         model_name=str(registry.get("model_name", "ser-emotion")),
         promotion_metric=str(registry.get("metric", "uar")),
+        serving=dict(raw.get("serving") or {}),
         source=source,
     )
 

@@ -149,6 +149,7 @@ def train_and_log_family(
                     predictor_dir,
                     example_audio_b64=example,
                     example_output=_example_output(served.classes),
+                    model_config=config.serving,
                 )
             mlflow.set_tag("served_model_uri", model_uri)
             uar = evaluation.metrics["uar"]

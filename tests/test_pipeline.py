@@ -1,0 +1,265 @@
+"""Train -> MLflow -> registry -> `mlflow models serve`, on the synthetic demo corpus.
+
+Real components throughout: Prefect flows on a temporary server, a real H2O JVM, real Keras
+training, a real MLflow sqlite store, and real scoring servers on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+import soundfile as sf
+import yaml
+from mlflow import MlflowClient
+
+from experiments.registry import CHAMPION, PromotionError
+from experiments.serving import serve_command, serving_environment
+from flows.promote import promote_model
+from flows.train import train_models
+from ser_features.demo_corpus import generate_demo_corpus
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+FAMILIES = ("sklearn_mlp", "keras_ann", "keras_cnn", "h2o_automl")
+MAX_DURATION_S = 150
+FAST_TRAINERS = {
+    "sklearn_mlp": {"param_grid": {"hidden_layer_sizes": [[64]], "alpha": [0.01]}, "cv_folds": 2},
+    "keras_ann": {"epochs": 25, "patience": 5},
+    "keras_cnn": {"epochs": 10, "patience": 3},
+    "h2o_automl": {
+        "max_runtime_secs": 60,
+        "max_models": 2,
+        "nfolds": 2,
+        "max_mem_size": "1G",
+        "exclude_algos": ["DeepLearning", "StackedEnsemble", "XGBoost"],
+    },
+}
+
+
+def write_config(folder: Path, name: str, trainers: dict, data: Path) -> Path:
+    config = {
+        "name": name,
+        "data": {
+            "folders": [str(data)],
+            "features": "spectral_prosodic",
+            "features_dir": str(folder / "features"),
+        },
+        "protocol": {"kind": "speaker_independent", "test_speakers": ["synthetic_demo_04"]},
+        "trainers": trainers,
+        "tracking": {"experiment": "ser-tests"},
+        "registry": {"model_name": "ser-emotion", "metric": "uar"},
+        "serving": {"max_duration_s": MAX_DURATION_S},
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A demo corpus, a private MLflow store, and one training run of every family."""
+    root = tmp_path_factory.mktemp("pipeline")
+    data = root / "demo"
+    generate_demo_corpus(data, n_speakers=4)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    mp.chdir(root)
+    config = write_config(root, "all-families", FAST_TRAINERS, data)
+    report = train_models(config_path=str(config))
+    yield {"root": root, "data": data, "uri": uri, "config": config, "report": report}
+    mp.undo()
+
+
+def test_every_family_logs_a_child_run_with_metrics_plot_and_model(workspace):
+    report = workspace["report"]
+    assert [f.family for f in report.families] == list(FAMILIES)
+    client = MlflowClient()
+    for family in report.families:
+        assert family.status == "FINISHED", family.error
+        run = client.get_run(family.run_id)
+        assert run.data.tags["model_family"] == family.family
+        assert run.data.tags["mlflow.parentRunId"] == report.parent_run_id
+        assert run.data.params["protocol"] == "speaker_independent"
+        assert run.data.params["test_speakers"] == "synthetic_demo_04"
+        for key in ("accuracy", "uar", "macro_f1", "log_loss"):
+            assert key in run.data.metrics
+        assert run.data.metrics["uar"] > 1 / 8  # above chance on an unseen speaker
+        artifacts = {a.path for a in client.list_artifacts(family.run_id, "evaluation")}
+        assert "evaluation/confusion_matrix.png" in artifacts
+        assert run.inputs.dataset_inputs, "the feature table is logged as a dataset"
+        assert family.model_uri and mlflow.models.get_model_info(family.model_uri).signature
+    h2o_run = next(f for f in report.families if f.family == "h2o_automl")
+    board = {a.path for a in client.list_artifacts(h2o_run.run_id)}
+    assert "h2o_leaderboard.csv" in board
+
+
+def test_a_failing_trainer_is_a_failed_child_and_the_others_finish(workspace):
+    broken = {"sklearn_mlp": FAST_TRAINERS["sklearn_mlp"], "keras_ann": {"no_such_option": 1}}
+    config = write_config(workspace["root"], "one-broken", broken, workspace["data"])
+    report = train_models(config_path=str(config))
+    status = {f.family: f.status for f in report.families}
+    assert status == {"sklearn_mlp": "FINISHED", "keras_ann": "FAILED"}
+    failed = MlflowClient().get_run(next(f.run_id for f in report.families if f.status == "FAILED"))
+    assert failed.info.status == "FAILED"
+    assert "no_such_option" in failed.data.tags["error"]
+
+
+def champion_version(model_name: str = "ser-emotion") -> str:
+    return MlflowClient().get_model_version_by_alias(model_name, CHAMPION).version
+
+
+def test_promotion_moves_the_champion_only_for_a_better_model(workspace):
+    root, data = workspace["root"], workspace["data"]
+    weak = {"sklearn_mlp": {"param_grid": {"hidden_layer_sizes": [[2]], "alpha": [50.0]}}}
+    strong = {"sklearn_mlp": FAST_TRAINERS["sklearn_mlp"]}
+    weak_config = write_config(root, "weak", weak, data)
+    strong_config = write_config(root, "strong", strong, data)
+
+    train_models(config_path=str(weak_config))
+    first = promote_model(config_path=str(weak_config))
+    assert first.promoted and champion_version() == first.version
+    assert first.reason == "first model: no champion yet"
+
+    train_models(config_path=str(strong_config))
+    better = promote_model(config_path=str(strong_config))
+    assert better.promoted, better.reason
+    assert better.challenger_score > better.champion_score
+    assert champion_version() == better.version
+    version = MlflowClient().get_model_version("ser-emotion", better.version)
+    assert version.tags["promotion.decision"] == "promoted"
+    assert "beats" in version.description
+
+    train_models(config_path=str(weak_config))
+    worse = promote_model(config_path=str(weak_config))
+    assert not worse.promoted
+    assert champion_version() == better.version
+
+    failing = write_config(root, "all-fail", {"sklearn_mlp": {"bogus": 1}}, data)
+    train_models(config_path=str(failing))
+    with pytest.raises(PromotionError):
+        promote_model(config_path=str(failing))
+    assert champion_version() == better.version
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wav_b64(samples: np.ndarray, rate: int = 16000) -> str:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples.astype(np.float32), rate, format="WAV")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def post(url: str, frame: dict) -> requests.Response:
+    return requests.post(url, json={"dataframe_split": frame}, timeout=120)
+
+
+def a_real_clip(data: Path) -> Path:
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
+    clips = sorted(shared.glob("Actor_01/*.flac")) or sorted(data.rglob("*.wav"))
+    return clips[0]
+
+
+@pytest.mark.parametrize("family", ["sklearn_mlp", "keras_ann", "h2o_automl"])
+def test_mlflow_models_serve_answers_audio_and_rejects_bad_requests(workspace, family, tmp_path):
+    report = workspace["report"]
+    run = next(f for f in report.families if f.family == family)
+    name = f"serve-{family}"
+    version = mlflow.register_model(run.model_uri, name).version
+    MlflowClient().set_registered_model_alias(name, CHAMPION, version)
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        serve_command(name, port=port),
+        env=serving_environment(workspace["uri"]),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/invocations"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            time.sleep(1)
+        clip = base64.b64encode(a_real_clip(workspace["data"]).read_bytes()).decode()
+        good = {"columns": ["audio"], "data": [[clip]]}
+
+        response = post(url, good)
+        assert response.status_code == 200, response.text[:2000]
+        prediction = response.json()["predictions"][0]
+        assert prediction["emotion"] in prediction["probabilities"]
+        assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+        assert 0 < prediction["confidence"] <= 1
+
+        silent = wav_b64(np.zeros(16000))
+        too_long = wav_b64(0.1 * np.sin(np.arange((MAX_DURATION_S + 10) * 8000) / 7), rate=8000)
+        bad_requests = {
+            "invalid base64": {"columns": ["audio"], "data": [["not base64 at all!!"]]},
+            "not audio": {
+                "columns": ["audio"],
+                "data": [[base64.b64encode(b"plain text, no sound" * 20).decode()]],
+            },
+            "empty": {"columns": ["audio"], "data": [[""]]},
+            "silent": {"columns": ["audio"], "data": [[silent]]},
+            "too long": {"columns": ["audio"], "data": [[too_long]]},
+            "no audio column": {"columns": ["sound"], "data": [[clip]]},
+        }
+        expected = {
+            "invalid base64": "base64",
+            "not audio": "not decodable",
+            "empty": "empty",
+            "silent": "silent",
+            "too long": "limit",
+            "no audio column": "audio",
+        }
+        for label, frame in bad_requests.items():
+            response = post(url, frame)
+            assert response.status_code == 400, f"{label}: {response.status_code}"
+            message = response.json()["message"]
+            assert expected[label] in message[-600:] or expected[label] in message[:600], label
+
+        assert post(url, good).status_code == 200
+        assert server.poll() is None
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_a_long_call_is_split_into_segments(workspace):
+    model = mlflow.pyfunc.load_model(
+        next(f.model_uri for f in workspace["report"].families if f.family == "sklearn_mlp")
+    )
+    clips = sorted(workspace["data"].rglob("*.wav"))[:30]
+    pause = np.zeros(8000, dtype=np.float32)
+    parts = []
+    for path in clips:
+        samples, _ = sf.read(path, dtype="float32")
+        parts += [samples, pause]
+    call = np.concatenate(parts)
+    assert len(call) / 16000 > 45
+    result = model.predict(pd.DataFrame({"audio": [wav_b64(call)]})).iloc[0]
+    segments = result["segments"]
+    assert len(segments) >= 10
+    assert all(s["end"] > s["start"] for s in segments)
+    assert segments == sorted(segments, key=lambda s: s["start"])
+    assert sum(result["probabilities"].values()) == pytest.approx(1.0)
