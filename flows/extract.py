@@ -76,12 +76,21 @@ def describe_clips_in_processes(
         return extract_batch(jobs, feature_set)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["ser_features.extraction"])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_one_thread_per_worker
+    ) as pool:
         pending = [pool.submit(extract_batch, batch, feature_set) for batch in _batches(jobs)]
         for done in concurrent.futures.as_completed(pending):
             outcomes.extend(done.result())
             logger.info("described %d/%d clips", len(outcomes), len(jobs))
     return outcomes
+
+
+def _one_thread_per_worker() -> None:
+    """Processes are the parallelism: keep BLAS/OpenMP pools from oversubscribing cores."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 
 
 def _batches(jobs: list[ClipJob], size: int = BATCH_SIZE) -> list[list[ClipJob]]:

@@ -31,14 +31,16 @@ def summarise(
     table: dict[str, np.ndarray] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        complete = bool(finite.all())  # the NaN-aware reductions are ~10x slower
         if "mean" in functionals:
-            table["mean"] = np.nanmean(values, axis=1)
+            table["mean"] = values.mean(axis=1) if complete else np.nanmean(values, axis=1)
         if "std" in functionals:
-            table["std"] = np.nanstd(values, axis=1)
+            table["std"] = values.std(axis=1) if complete else np.nanstd(values, axis=1)
         quantiles = {"p10": 10, "p50": 50, "p90": 90}
         wanted = [q for q in quantiles if q in functionals]
         if wanted:
-            points = np.nanpercentile(values, [quantiles[q] for q in wanted], axis=1)
+            percentile = np.percentile if complete else np.nanpercentile
+            points = percentile(values, [quantiles[q] for q in wanted], axis=1)
             for q, row in zip(wanted, points, strict=True):
                 table[q] = row
         if "slope" in functionals:
