@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 
 from ser_features.errors import AudioError
 
@@ -56,11 +57,11 @@ def track_pitch(
     frames = np.lib.stride_tricks.sliding_window_view(samples, frame)[::hop].astype(np.float64)
     frames = frames - frames.mean(axis=1, keepdims=True)
     frames *= np.hanning(frame)
-    n_fft = 1 << int(np.ceil(np.log2(2 * frame)))
-    spectrum = np.fft.rfft(frames, n=n_fft, axis=1)
-    acf = np.fft.irfft(np.abs(spectrum) ** 2, n=n_fft, axis=1)[:, :frame]
+    n_fft = scipy.fft.next_fast_len(2 * frame - 1, real=True)
+    spectrum = scipy.fft.rfft(frames, n=n_fft, axis=1)
+    acf = scipy.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=n_fft, axis=1)[:, :frame]
     energy = acf[:, 0]
-    window_acf = np.fft.irfft(np.abs(np.fft.rfft(np.hanning(frame), n=n_fft)) ** 2, n=n_fft)
+    window_acf = scipy.fft.irfft(np.abs(scipy.fft.rfft(np.hanning(frame), n=n_fft)) ** 2, n=n_fft)
     lag_min = max(1, int(sample_rate / fmax))
     lag_max = min(frame - 2, int(np.ceil(sample_rate / fmin)))
     # Dividing by the window's own autocorrelation removes the taper's bias to short lags.
