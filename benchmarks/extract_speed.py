@@ -18,26 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import librosa
 import numpy as np
-import soundfile as sf
 
 from ser_features.audio import load_audio
 from ser_features.feature_sets import DEFAULT_FEATURE_SET, get_feature_spec
+from ser_features.feature_sets.seed180 import published_recipe
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
-
-
-def seeds_recipe(path: Path) -> np.ndarray:
-    """Mean MFCC/chroma/mel exactly as the widely copied projects compute them."""
-    samples, rate = sf.read(path, dtype="float32")
-    if samples.ndim > 1:
-        samples = samples.mean(axis=1)
-    stft = np.abs(librosa.stft(samples))
-    mfcc = np.mean(librosa.feature.mfcc(y=samples, sr=rate, n_mfcc=40).T, axis=0)
-    chroma = np.mean(librosa.feature.chroma_stft(S=stft, sr=rate).T, axis=0)
-    mel = np.mean(librosa.feature.melspectrogram(y=samples, sr=rate).T, axis=0)
-    return np.hstack([mfcc, chroma, mel])
 
 
 def seed180(path: Path) -> np.ndarray:
@@ -63,7 +50,7 @@ def main() -> None:
         raise SystemExit(f"no audio under {args.data}; pass --data FOLDER")
     sample = files[: args.files]
 
-    reference_rate, reference = files_per_second(seeds_recipe, sample)
+    reference_rate, reference = files_per_second(published_recipe, sample)
     ours_rate, ours = files_per_second(seed180, sample)
     error = max(
         float(np.max(np.abs(a - b) / (np.abs(b) + 1e-6)))

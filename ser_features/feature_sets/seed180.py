@@ -9,7 +9,11 @@ relative (see ``tests/test_feature_sets.py``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import librosa
 import numpy as np
+import soundfile as sf
 
 from ser_features.audio import Clip, LoadOptions
 from ser_features.feature_sets.spec import FeatureSpec
@@ -29,6 +33,22 @@ def describe_seed180(clip: Clip) -> dict[str, float]:
         for block, values in blocks.items()
         for i, value in enumerate(np.asarray(values))
     }
+
+
+def published_recipe(path: str | Path) -> np.ndarray:
+    """The published projects' own code: three separate STFTs through librosa's calls.
+
+    The reference ``seed180`` is checked against and benchmarked against; not used in the
+    pipeline.
+    """
+    samples, rate = sf.read(path, dtype="float32")
+    if samples.ndim > 1:
+        samples = samples.mean(axis=1)
+    stft = np.abs(librosa.stft(samples))
+    mfcc = np.mean(librosa.feature.mfcc(y=samples, sr=rate, n_mfcc=40).T, axis=0)
+    chroma = np.mean(librosa.feature.chroma_stft(S=stft, sr=rate).T, axis=0)
+    mel = np.mean(librosa.feature.melspectrogram(y=samples, sr=rate).T, axis=0)
+    return np.hstack([mfcc, chroma, mel])
 
 
 SEED180 = FeatureSpec(
