@@ -31,7 +31,7 @@ FAMILY_PARAMS: dict[str, dict[str, Any]] = {
     "sklearn_mlp": {},
     "keras_ann": {"epochs": 100, "patience": 10},
     "keras_cnn": {"epochs": 60, "patience": 8},
-    "h2o_automl": {"max_runtime_secs": 120, "max_models": 10, "nfolds": 4},
+    "h2o_automl": {"max_runtime_secs": 150, "max_models": 10, "nfolds": 3},
 }
 
 

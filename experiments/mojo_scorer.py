@@ -154,7 +154,13 @@ class MojoScorer:
     every algorithm's ``score0`` is documented as thread-safe.
     """
 
-    def __init__(self, mojo_path: Path | str, genmodel_jar: Path | str) -> None:
+    def __init__(
+        self,
+        mojo_path: Path | str,
+        genmodel_jar: Path | str,
+        *,
+        non_predictors: tuple[str, ...] = (),
+    ) -> None:
         mojo = Path(mojo_path)
         if not mojo.is_file():
             raise FileNotFoundError(f"MOJO not found: {mojo}")
@@ -177,6 +183,8 @@ class MojoScorer:
         names = [str(n) for n in self._model.getNames()]
         self._features = tuple(n for n in names if n != response)
         self._feature_index = pd.Index(self._features)
+        # Columns the MOJO lists but never reads (e.g. AutoML's fold column): filled with NaN.
+        self._non_predictors = tuple(n for n in non_predictors if n in self._features)
         domain = self._model.getDomainValues(self._model.getResponseIdx())
         self._classes = tuple(str(c) for c in domain)
         self._categorical = frozenset(
@@ -236,6 +244,9 @@ class MojoScorer:
         """``features`` restricted to :attr:`feature_names`, in order (fast when already so)."""
         if features.columns.equals(self._feature_index):
             return features
+        absent = [name for name in self._non_predictors if name not in features.columns]
+        if absent:
+            features = features.assign(**dict.fromkeys(absent, np.nan))
         if not features.columns.is_unique:
             features = features.loc[:, ~features.columns.duplicated()]
         indexer = features.columns.get_indexer(self._feature_index)

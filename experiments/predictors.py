@@ -64,6 +64,7 @@ def save_predictor(trainer: Trainer, directory: Path, *, feature_set: str) -> Pa
             Path(trainer.genmodel_jar_path_).relative_to(directory)  # type: ignore[attr-defined]
         )
         meta["mojo_model_id"] = trainer.mojo_model_id_  # type: ignore[attr-defined]
+        meta["mojo_non_predictors"] = list(getattr(trainer, "non_predictor_columns", ()))
     else:
         raise ValueError(f"cannot save model family {trainer.family!r}")
     (directory / META_FILE).write_text(json.dumps(meta, indent=2))
@@ -86,7 +87,11 @@ def load_predictor(directory: Path | str) -> Predictor:
         from experiments.mojo_scorer import MojoScorer
 
         model = _ReorderedScorer(
-            MojoScorer(directory / meta["mojo"], directory / meta["genmodel_jar"]),
+            MojoScorer(
+                directory / meta["mojo"],
+                directory / meta["genmodel_jar"],
+                non_predictors=tuple(meta.get("mojo_non_predictors", ())),
+            ),
             meta["classes"],
         )
     else:

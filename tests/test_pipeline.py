@@ -61,7 +61,7 @@ def write_config(folder: Path, name: str, trainers: dict, data: Path) -> Path:
         "serving": {"max_duration_s": MAX_DURATION_S},
     }
     path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 

@@ -14,6 +14,7 @@ from experiments import h2o_cluster  # noqa: E402
 from experiments.h2o_cluster import H2OUnavailableError, connect_h2o, java_available  # noqa: E402
 from experiments.trainers.base import Trainer, predict_labels  # noqa: E402
 from experiments.trainers.h2o_automl import (  # noqa: E402
+    FOLD_COLUMN,
     H2OAutoMLTrainer,
     _probability_columns,
     speaker_folds,
@@ -67,7 +68,7 @@ def fitted(cluster, data):
     features, labels, speakers = data
     train = np.isin(speakers, TRAIN_SPEAKERS)
     trainer = H2OAutoMLTrainer(
-        max_runtime_secs=30,
+        max_runtime_secs=60,  # max_models binds first; the budget only guards a loaded machine
         max_models=2,
         nfolds=3,
         seed=1,
@@ -142,6 +143,8 @@ def test_fit_keeps_leader_and_whole_leaderboard(fitted):
     assert params["fold_strategy"] == "speaker"
     assert params["n_folds_used"] == 3
     assert params["n_models"] == len(board)
+    fold_column = fitted.leader_.params["fold_column"]["actual"]
+    assert fold_column["column_name"] == FOLD_COLUMN  # AutoML's CV really was speaker-wise
 
 
 def test_predict_proba_shape_order_and_skill(fitted, data):
@@ -178,3 +181,20 @@ def test_fit_frees_uploaded_frames(fitted, data):
     frames = [f["frame_id"]["name"] for f in h2o.api("GET /3/Frames")["frames"]]
     ours = [f"{fitted.aml_project_}_train", f"{fitted.aml_project_}_score_"]
     assert not [name for name in frames if any(key in name for key in ours)]
+
+
+def test_mojo_falls_back_to_next_exportable_model(fitted, tmp_path, monkeypatch):
+    board = fitted.leaderboard_
+    if len(board) < 2:
+        pytest.skip("AutoML built a single model within the budget; nothing to fall back to")
+
+    def refuse(**_):
+        raise RuntimeError("simulated MOJO failure")
+
+    monkeypatch.setattr(fitted.leader_, "download_mojo", refuse)
+    mojo = fitted.export_mojo(tmp_path)
+    assert mojo.is_file()
+    params = fitted.params()
+    assert params["mojo_fallback"] is True
+    assert params["mojo_model_id"] == board["model_id"].iloc[1]
+    assert "simulated MOJO failure" in fitted.mojo_failures_[0]

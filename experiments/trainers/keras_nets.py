@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,26 @@ import torch  # noqa: E402
 _MODEL_FILE = "model.keras"
 _SCALER_FILE = "scaler.joblib"
 _META_FILE = "trainer.json"
+#: Fitted attributes (besides the model and scaler) that :meth:`KerasTrainerBase.save` keeps.
+_FITTED = (
+    "classes_",
+    "feature_names_",
+    "history_",
+    "epochs_trained_",
+    "best_epoch_",
+    "validation_strategy_",
+    "n_validation_",
+)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence Keras' torch-backend ``__array__`` ``DeprecationWarning`` (one per batch)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"__array__ implementation", category=DeprecationWarning
+        )
+        yield
 
 
 @contextmanager
@@ -49,7 +70,8 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
     if n_threads:
         torch.set_num_threads(n_threads)
     try:
-        yield
+        with _quiet():
+            yield
     finally:
         if n_threads:
             torch.set_num_threads(previous)
@@ -58,14 +80,8 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
 def validation_split(
     labels: np.ndarray, groups: np.ndarray | None, *, fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """Split training rows into fit and validation indices (by group when possible).
-
-    Returns
-    -------
-    tuple
-        ``(fit_indices, validation_indices, strategy)``; strategy is ``"group"`` or
-        ``"stratified"``.
-    """
+    """``(fit_indices, validation_indices, strategy)``: whole groups held out when there are
+    at least two (strategy ``"group"``), else a stratified sample (``"stratified"``)."""
     rows = np.zeros((len(labels), 1))
     if groups is not None and len(np.unique(groups)) >= 2:
         splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
@@ -79,16 +95,20 @@ def validation_split(
 
 
 class KerasTrainerBase(BaseEstimator):
-    """Shared fit / predict / save logic; subclasses build the network in :meth:`_build`."""
+    """Shared fit / predict / save logic; subclasses build the network in :meth:`_build`.
+
+    Training parameters of every subclass: ``epochs``, ``batch_size``, ``learning_rate``
+    (Adam), ``patience`` (early stopping on ``val_loss``; the learning rate halves after
+    ``patience // 2`` flat epochs), ``class_weight`` (``"balanced"`` or ``None``),
+    ``validation_fraction`` (share of the training data, whole speakers when groups are given,
+    held out for early stopping), ``seed``, ``n_threads`` (torch CPU threads during
+    ``fit``/``predict_proba``, restored afterwards; ``None`` keeps torch's setting; one thread
+    is as fast for these small batches and does not crawl when other processes share the
+    cores) and ``verbose``.
+    """
 
     family: ClassVar[str] = ""
-    _registry: ClassVar[dict[str, type[KerasTrainerBase]]] = {}
     _tuple_params: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.family:
-            KerasTrainerBase._registry[cls.family] = cls
 
     def _build(self, n_features: int, n_classes: int) -> keras.Model:
         raise NotImplementedError
@@ -116,22 +136,22 @@ class KerasTrainerBase(BaseEstimator):
         x = self._inputs(self.scaler_.transform(values))
         y = keras.utils.to_categorical(codes, num_classes=len(classes)).astype(np.float32)
 
-        keras.utils.set_random_seed(self.seed)
-        self.model_ = self._build(len(self.feature_names_), len(classes))
-        self.model_.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
-            loss="categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        callbacks = [
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=self.patience, restore_best_weights=True
-            ),
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=0.5, patience=max(1, self.patience // 2), min_lr=1e-5
-            ),
-        ]
         with torch_threads(self.n_threads):
+            keras.utils.set_random_seed(self.seed)
+            self.model_ = self._build(len(self.feature_names_), len(classes))
+            self.model_.compile(
+                optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
+                loss="categorical_crossentropy",
+                metrics=["accuracy"],
+            )
+            callbacks = [
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=self.patience, restore_best_weights=True
+                ),
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_loss", factor=0.5, patience=max(1, self.patience // 2), min_lr=1e-5
+                ),
+            ]
             history = self.model_.fit(
                 x[fit_idx],
                 y[fit_idx],
@@ -186,18 +206,13 @@ class KerasTrainerBase(BaseEstimator):
             raise RuntimeError(f"{type(self).__name__} is not fitted; nothing to save")
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
-        self.model_.save(folder / _MODEL_FILE)
+        with _quiet():
+            self.model_.save(folder / _MODEL_FILE)
         joblib.dump(self.scaler_, folder / _SCALER_FILE)
         meta = {
             "family": self.family,
             "hyperparameters": self.get_params(),
-            "classes": self.classes_,
-            "feature_names": self.feature_names_,
-            "history": self.history_,
-            "epochs_trained": self.epochs_trained_,
-            "best_epoch": self.best_epoch_,
-            "validation_strategy": self.validation_strategy_,
-            "n_validation": self.n_validation_,
+            "fitted": {name: getattr(self, name) for name in _FITTED},
         }
         (folder / _META_FILE).write_text(json.dumps(meta, indent=1))
         return folder
@@ -207,7 +222,7 @@ class KerasTrainerBase(BaseEstimator):
         """Rebuild a fitted trainer written by :meth:`save` (any family via the base class)."""
         folder = Path(directory)
         meta = json.loads((folder / _META_FILE).read_text())
-        target = KerasTrainerBase._registry.get(meta["family"])
+        target = _FAMILIES.get(meta["family"])
         if target is None or not issubclass(target, cls):
             raise ValueError(f"{folder} holds a {meta['family']!r} model, not a {cls.__name__}")
         hyper = {
@@ -215,15 +230,11 @@ class KerasTrainerBase(BaseEstimator):
             for key, value in meta["hyperparameters"].items()
         }
         trainer = target(**hyper)
-        trainer.model_ = keras.saving.load_model(folder / _MODEL_FILE, compile=False)
+        with _quiet():
+            trainer.model_ = keras.saving.load_model(folder / _MODEL_FILE, compile=False)
         trainer.scaler_ = joblib.load(folder / _SCALER_FILE)
-        trainer.classes_ = list(meta["classes"])
-        trainer.feature_names_ = list(meta["feature_names"])
-        trainer.history_ = meta["history"]
-        trainer.epochs_trained_ = meta["epochs_trained"]
-        trainer.best_epoch_ = meta["best_epoch"]
-        trainer.validation_strategy_ = meta["validation_strategy"]
-        trainer.n_validation_ = meta["n_validation"]
+        for name in _FITTED:
+            setattr(trainer, name, meta["fitted"][name])
         return trainer
 
 
@@ -236,14 +247,8 @@ class KerasANNTrainer(KerasTrainerBase):
         Width of each hidden layer.
     dropout
         Dropout rate after each of the first ``dropout_layers`` hidden layers.
-    class_weight
-        ``"balanced"`` (inverse class frequency) or ``None``.
-    validation_fraction
-        Share of the training data (of its speakers, with groups) held out for early stopping.
-    n_threads
-        Torch CPU threads during ``fit``/``predict_proba`` (restored afterwards); ``None``
-        keeps torch's setting.  One thread is as fast for these small batches and does not
-        slow to a crawl when other processes share the cores.
+    **training
+        See :class:`KerasTrainerBase`.
     """
 
     family: ClassVar[str] = "keras_ann"
@@ -305,6 +310,8 @@ class KerasCNNTrainer(KerasTrainerBase):
         ``"global_average"`` averages them away and is smaller.
     dropout
         Dropout rate after every block and the dense layer.
+    **training
+        See :class:`KerasTrainerBase`.
     """
 
     family: ClassVar[str] = "keras_cnn"
@@ -313,7 +320,7 @@ class KerasCNNTrainer(KerasTrainerBase):
     def __init__(
         self,
         *,
-        filters: tuple[int, ...] = (16, 32, 64),
+        filters: tuple[int, ...] = (8, 16, 32),
         kernel_size: int = 5,
         dense_units: int = 64,
         pooling: str = "flatten",
@@ -367,3 +374,8 @@ class KerasCNNTrainer(KerasTrainerBase):
         x = layers.Dropout(self.dropout, name="dropout_dense")(x)
         outputs = layers.Dense(n_classes, activation="softmax", name="proba")(x)
         return keras.Model(inputs, outputs, name="ser_cnn")
+
+
+_FAMILIES: dict[str, type[KerasTrainerBase]] = {
+    trainer.family: trainer for trainer in (KerasANNTrainer, KerasCNNTrainer)
+}
