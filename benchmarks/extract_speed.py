@@ -4,8 +4,9 @@ Run by hand (not in CI)::
 
     .venv/bin/python benchmarks/extract_speed.py [--data ../shared/data/ravdess] [--files 300]
 
-Part 1 times, in one process on the same files, the published projects' code (three separate
-STFTs through librosa's MFCC, chroma and mel calls) and the project's ``seed180`` (one STFT,
+Part 1 times, in one process on one core (BLAS limited to one thread) on the same files,
+the published projects' code (three separate STFTs through librosa's MFCC, chroma and mel
+calls) and the project's ``seed180`` (one STFT,
 cached filter banks), both including decoding, and prints files/s and ``speedup: N.NN``.
 Part 2 runs the extraction flow with the default feature set on the whole folder with 2
 worker processes into a fresh folder and prints the wall time.
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ser_features.audio import load_audio
 from ser_features.feature_sets import DEFAULT_FEATURE_SET, get_feature_spec
@@ -50,8 +52,9 @@ def main() -> None:
         raise SystemExit(f"no audio under {args.data}; pass --data FOLDER")
     sample = files[: args.files]
 
-    reference_rate, reference = files_per_second(published_recipe, sample)
-    ours_rate, ours = files_per_second(seed180, sample)
+    with threadpool_limits(1):  # one process on one core, for both recipes alike
+        reference_rate, reference = files_per_second(published_recipe, sample)
+        ours_rate, ours = files_per_second(seed180, sample)
     error = max(
         float(np.max(np.abs(a - b) / (np.abs(b) + 1e-6)))
         for a, b in zip(ours, reference, strict=True)

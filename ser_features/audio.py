@@ -74,7 +74,7 @@ def load_audio(source: str | Path | bytes, *, options: LoadOptions | None = None
     channels = data.shape[1]
     if not np.all(np.isfinite(data)):
         raise AudioError("audio contains NaN or infinite samples: the file is damaged")
-    mono = data.mean(axis=1, dtype=np.float64).astype(np.float32)
+    mono = data[:, 0] if channels == 1 else data.mean(axis=1, dtype=np.float64).astype(np.float32)
     samples = resample(mono, original_rate, options.sample_rate)
     if options.trim_top_db is not None:
         samples = trim_silence(samples, top_db=options.trim_top_db)

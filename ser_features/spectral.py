@@ -33,6 +33,46 @@ def chroma_filterbank(sample_rate: int, n_fft: int, tuning: float) -> np.ndarray
     return librosa.filters.chroma(sr=sample_rate, n_fft=n_fft, tuning=tuning, n_chroma=12)
 
 
+def estimate_tuning_in_band(
+    magnitude: np.ndarray,
+    sample_rate: int,
+    n_fft: int,
+    *,
+    fmin: float = 150.0,
+    fmax: float = 4000.0,
+    threshold: float = 0.1,
+) -> float:
+    """``librosa.estimate_tuning(S=magnitude)``, computing only the bins it keeps.
+
+    librosa's ``piptrack`` interpolates peaks over the whole spectrum and then discards those
+    outside ``[fmin, fmax)``; here only that band (plus its two neighbours) is processed.
+    The per-frame reference level still uses the whole spectrum, so the result is the same.
+    """
+    freqs = librosa.fft_frequencies(sr=sample_rate, n_fft=n_fft)
+    band = np.flatnonzero((freqs >= max(fmin, 0.0)) & (freqs < min(fmax, sample_rate / 2)))
+    first, last = max(int(band[0]), 1), min(int(band[-1]), magnitude.shape[0] - 2)
+    window = magnitude[first - 1 : last + 2]
+    left, centre, right = window[:-2], window[1:-1], window[2:]
+    above = window * (window > threshold * magnitude.max(axis=0))
+    peaks = (above[1:-1] > above[:-2]) & (above[1:-1] >= above[2:])
+    # The same arithmetic (and float widths) as librosa's numba stencil and np.gradient.
+    curvature = (right + left).astype(np.float64) - 2 * centre.astype(np.float64)
+    half_step = (right - left).astype(np.float64) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(
+            np.abs(half_step) >= np.abs(curvature), 0.0, -half_step / curvature
+        ).astype(magnitude.dtype)
+    slope = (right - left) / 2
+    rows, cols = np.nonzero(peaks)
+    pitch = ((rows + first + shift[rows, cols]) * float(sample_rate) / n_fft).astype(
+        magnitude.dtype
+    )
+    mag = centre[rows, cols] + 0.5 * slope[rows, cols] * shift[rows, cols]
+    voiced = pitch > 0
+    level = np.median(mag[voiced]) if voiced.any() else 0.0
+    return float(librosa.pitch_tuning(pitch[(mag >= level) & voiced], bins_per_octave=12))
+
+
 class SpectralAnalysis:
     """Lazily computed, cached spectral views of one mono clip.
 
@@ -83,9 +123,7 @@ class SpectralAnalysis:
     @cached_property
     def tuning(self) -> float:
         """Tuning deviation estimated from the magnitude spectrum, as ``chroma_stft`` does."""
-        return float(
-            librosa.estimate_tuning(S=self.magnitude, sr=self.sample_rate, n_fft=self.n_fft)
-        )
+        return estimate_tuning_in_band(self.magnitude, self.sample_rate, self.n_fft)
 
     def chroma(self, *, estimate_tuning: bool = True) -> np.ndarray:
         """12-bin chroma of the magnitude spectrum, each frame scaled to a maximum of 1."""
