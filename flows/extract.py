@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from rich.console import Console
+from rich.progress import Progress
 
 from ser_features.corpora import scan_folders
 from ser_features.extraction import ClipJob, ClipOutcome, content_digest, extract_batch
@@ -69,19 +72,28 @@ def describe_clips(jobs: list[ClipJob], feature_set: str) -> list[ClipOutcome]:
 def describe_clips_in_processes(
     jobs: list[ClipJob], feature_set: str, workers: int
 ) -> list[ClipOutcome]:
-    """Describe ``jobs`` in ``workers`` local processes, logging progress as batches finish."""
+    """Describe ``jobs`` in ``workers`` local processes.
+
+    Progress shows as a bar on a terminal and as log lines as batches finish.
+    """
     logger = get_run_logger()
     outcomes: list[ClipOutcome] = []
     if workers == 1 or len(jobs) <= BATCH_SIZE:  # starting processes would cost more
         return extract_batch(jobs, feature_set)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["ser_features.extraction"])
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_one_thread_per_worker
-    ) as pool:
+    with (
+        ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_one_thread_per_worker
+        ) as pool,
+        Progress(disable=not sys.stderr.isatty(), console=Console(stderr=True)) as bar,
+    ):
+        task_id = bar.add_task(f"describing clips ({feature_set})", total=len(jobs))
         pending = [pool.submit(extract_batch, batch, feature_set) for batch in _batches(jobs)]
         for done in concurrent.futures.as_completed(pending):
-            outcomes.extend(done.result())
+            batch = done.result()
+            outcomes.extend(batch)
+            bar.advance(task_id, len(batch))
             logger.info("described %d/%d clips", len(outcomes), len(jobs))
     return outcomes
 

@@ -116,7 +116,7 @@ def test_a_failing_trainer_is_a_failed_child_and_the_others_finish(workspace):
 
 
 def champion_version(model_name: str = "ser-emotion") -> str:
-    return MlflowClient().get_model_version_by_alias(model_name, CHAMPION).version
+    return str(MlflowClient().get_model_version_by_alias(model_name, CHAMPION).version)
 
 
 def test_promotion_moves_the_champion_only_for_a_better_model(workspace):
