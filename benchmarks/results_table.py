@@ -22,7 +22,7 @@ from sklearn.neural_network import MLPClassifier
 
 from experiments.metrics import evaluate, format_mean_std
 from experiments.splits import Split, random_stratified_split, speaker_kfold
-from experiments.training import build_trainer, fit_on_split
+from experiments.training import build_trainer, fit_on_split, release
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
 from ser_features.labels import ordered_labels
 
@@ -65,9 +65,7 @@ def seeds_mlp_scores(table: pd.DataFrame, split: Split) -> dict[str, float]:
 def family_scores(family: str, table: pd.DataFrame, split: Split) -> dict[str, float]:
     trainer = build_trainer(family, FAMILY_PARAMS[family], seed=0)
     metrics = fit_on_split(trainer, table, split).metrics
-    release = getattr(trainer, "release", None)
-    if callable(release):
-        release()
+    release(trainer)
     return metrics
 
 

@@ -109,7 +109,7 @@ def train_family(
     for fold in folds_for(table, protocol):
         fold_trainer = build_trainer(family, {**params, **(cv_params or {})}, seed=protocol.seed)
         fold_metrics.append(fit_on_split(fold_trainer, table, fold).metrics)
-        _release(fold_trainer)
+        release(fold_trainer)
     split = split_for(table, protocol)
     trainer = build_trainer(family, params, seed=protocol.seed)
     evaluation = fit_on_split(trainer, table, split)
@@ -117,11 +117,11 @@ def train_family(
     return FamilyResult(trainer, evaluation, split, cv, fold_metrics)
 
 
-def _release(trainer: Trainer) -> None:
+def release(trainer: Trainer) -> None:
     """Free cluster-side memory of trainers that hold any (H2O frames and models)."""
-    release = getattr(trainer, "release", None)
-    if callable(release):
-        release()
+    free = getattr(trainer, "release", None)
+    if callable(free):
+        free()
 
 
 def label_distribution(table: pd.DataFrame, index: np.ndarray) -> dict[str, int]:

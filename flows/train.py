@@ -32,7 +32,7 @@ from experiments.tracking import (
     log_served_model,
     provenance,
 )
-from experiments.training import label_distribution, split_for, train_family
+from experiments.training import label_distribution, release, split_for, train_family
 from flows.extract import extract_features
 from ser_features.extraction import content_digest
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
@@ -156,9 +156,7 @@ def train_and_log_family(
             mlflow.set_tag(
                 "mlflow.runName", f"{family} · {config.data.features} · {short} · UAR {uar:.3f}"
             )
-            release = getattr(result.trainer, "release", None)
-            if callable(release):
-                release()
+            release(result.trainer)
             return FamilyReport(
                 family, run.info.run_id, "FINISHED", dict(evaluation.metrics), model_uri
             )
