@@ -181,7 +181,13 @@ class MojoScorer:
             raise ValueError(f"{mojo.name} is a {self._category} model, not a classifier")
         response = str(self._model.getResponseName())
         names = [str(n) for n in self._model.getNames()]
-        self._features = tuple(n for n in names if n != response)
+        n_cols = int(self._model.getNumCols())
+        trailing = {n for n in names[n_cols:] if n != response}
+        if trailing and trailing <= set(non_predictors):
+            # e.g. AutoML's fold column, listed after the predictors: not part of a row.
+            self._features = tuple(names[:n_cols])
+        else:
+            self._features = tuple(n for n in names if n != response)
         self._feature_index = pd.Index(self._features)
         # Columns the MOJO lists but never reads (e.g. AutoML's fold column): filled with NaN.
         self._non_predictors = tuple(n for n in non_predictors if n in self._features)
