@@ -19,12 +19,24 @@ from functools import cached_property, lru_cache
 import librosa
 import numpy as np
 import scipy.fft
+import scipy.signal
+import scipy.sparse
 
 
 @lru_cache(maxsize=32)
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """librosa's Slaney-normalised mel filter bank, built once per parameter set."""
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> scipy.sparse.csr_matrix:
+    """librosa's Slaney-normalised mel filter bank, built once per parameter set.
+
+    Stored sparse: each FFT bin feeds at most two triangles, so the product with a
+    spectrogram costs a small fraction of the dense one.
+    """
+    return scipy.sparse.csr_matrix(librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels))
+
+
+@lru_cache(maxsize=8)
+def hann_window(n_fft: int) -> np.ndarray:
+    """The periodic Hann window librosa's STFT uses."""
+    return scipy.signal.get_window("hann", n_fft, fftbins=True)
 
 
 @lru_cache(maxsize=256)
@@ -95,8 +107,13 @@ class SpectralAnalysis:
 
     @cached_property
     def magnitude(self) -> np.ndarray:
-        """``|STFT|``, shape ``(1 + n_fft // 2, frames)``."""
-        return np.abs(librosa.stft(self.samples, n_fft=self.n_fft, hop_length=self.hop_length))
+        """``|STFT|``, shape ``(1 + n_fft // 2, frames)``: librosa's centred, zero-padded STFT
+        (``librosa.stft`` defaults), computed in one batched real FFT."""
+        padded = np.pad(self.samples, self.n_fft // 2)
+        frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[:: self.hop_length]
+        # Like librosa: transform in float64, round the spectrum to complex64.
+        spectrum = scipy.fft.rfft(frames * hann_window(self.n_fft), axis=1)
+        return np.abs(spectrum.astype(np.complex64)).T
 
     @cached_property
     def power(self) -> np.ndarray:
@@ -107,7 +124,7 @@ class SpectralAnalysis:
         """Mel-band power spectrogram from the shared STFT."""
         if n_mels not in self._mel:
             bank = mel_filterbank(self.sample_rate, self.n_fft, n_mels)
-            self._mel[n_mels] = bank @ self.power
+            self._mel[n_mels] = np.asarray(bank @ self.power)
         return self._mel[n_mels]
 
     def log_mel(self, n_mels: int = 128) -> np.ndarray:
