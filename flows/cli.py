@@ -222,6 +222,61 @@ def serve(
 
 
 @app.command()
+def retrain(
+    config: Path = typer.Option(..., "--config", help="Experiment YAML."),
+    data: list[Path] = typer.Option(None, "--data", help="Audio folders (override the config)."),
+) -> None:
+    """Extract new audio, train, and promote if better: what the schedule runs."""
+    from flows.retrain import RetrainBusyError, retrain_flow
+
+    try:
+        report = retrain_flow(
+            config_path=str(config), data_folders=[str(d) for d in data] if data else None
+        )
+    except RetrainBusyError as exc:
+        _fail(str(exc))
+    _print_training(report.training)
+    console.print(report.decision.reason)
+
+
+@app.command()
+def schedule(
+    config: Path = typer.Option(..., "--config", help="Experiment YAML for every retrain."),
+    cron: str = typer.Option(
+        "0 3 * * 1", "--cron", help='Cron schedule, e.g. "0 3 * * 1" = Mondays 03:00.'
+    ),
+    name: str = typer.Option("ser-retrain", "--name", help="Deployment name."),
+    timezone: str = typer.Option("UTC", "--timezone", help="Time zone of the cron schedule."),
+) -> None:
+    """Serve the retrain flow on a cron schedule (blocks; Ctrl-C stops it)."""
+    from prefect.schedules import Cron
+
+    from flows.retrain import retrain_flow
+
+    console.print(f"serving deployment retrain/{name} on cron {cron!r} ({timezone})")
+    retrain_flow.serve(
+        name=name,
+        schedule=Cron(cron, timezone=timezone),
+        parameters={"config_path": str(config.resolve())},
+    )
+
+
+@app.command()
+def ui(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(5000, help="Port to listen on."),
+) -> None:
+    """Open the MLflow UI on the project's store, to compare runs."""
+    import os
+
+    from experiments.mlflow_ui import default_backend_store_uri, ui_command
+
+    command = ui_command(backend_store_uri=default_backend_store_uri(), host=host, port=port)
+    console.print(f"MLflow UI on http://{host}:{port}  ({' '.join(command)})")
+    os.execv(command[0], command)
+
+
+@app.command()
 def demo(
     workdir: Path = typer.Option(Path("."), help="Where data/ and mlruns/ go."),
 ) -> None:

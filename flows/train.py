@@ -33,7 +33,7 @@ from experiments.tracking import (
     provenance,
 )
 from experiments.training import label_distribution, release, split_for, train_family
-from flows.extract import extract_features
+from flows.extract import ExtractionSummary, extract_features
 from ser_features.extraction import content_digest
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
 
@@ -58,6 +58,7 @@ class TrainingReport:
     experiment_id: str
     protocol: str
     families: list[FamilyReport]
+    extraction: ExtractionSummary | None = None
 
     def best(self, metric: str = "uar") -> FamilyReport | None:
         """The finished family with the highest ``metric`` (None if all failed)."""
@@ -252,7 +253,7 @@ def train_models(
                 reports.append(_failed_report(family, parent.info.run_id, state))
                 logger.error("%s failed: %s", family, reports[-1].error)
         _log_comparison(reports)
-    return TrainingReport(parent.info.run_id, experiment_id, split.protocol, reports)
+    return TrainingReport(parent.info.run_id, experiment_id, split.protocol, reports, extraction)
 
 
 def _failed_report(family: str, parent_run_id: str, state: Any) -> FamilyReport:
