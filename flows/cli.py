@@ -36,6 +36,9 @@ def extract(
         DEFAULT_FEATURE_SET, "--features", help=f"Feature set: {', '.join(FEATURE_SETS)}."
     ),
     workers: int = typer.Option(2, "--workers", min=1, help="Parallel processes."),
+    dask_address: str | None = typer.Option(
+        None, "--dask-address", help="Run on an existing Dask cluster (tcp://host:8786)."
+    ),
 ) -> None:
     """Describe every labelled clip in DATA_DIRS into OUT/features.parquet (cached)."""
     from flows.extract import extract_features
@@ -45,11 +48,17 @@ def extract(
     missing = [str(d) for d in data_dirs if not d.is_dir()]
     if missing:
         _fail(f"not a folder: {', '.join(missing)} (pass folders of audio files)")
-    summary = extract_features(
+    flow = extract_features
+    if dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        flow = extract_features.with_options(task_runner=DaskTaskRunner(address=dask_address))
+    summary = flow(
         data_dirs=[str(d) for d in data_dirs],
         out_dir=str(out),
         feature_set=features,
         workers=workers,
+        on_task_runner=bool(dask_address),
     )
     console.print(f"[bold green]done:[/] {summary.describe()}")
     if summary.quarantined:
