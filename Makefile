@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
 	bash scripts/ensure_java.sh
+	bash scripts/ensure_postgres.sh || echo "warning: no PostgreSQL; its MLflow-backend test will skip"
 	touch $(STAMP)
 
 install: $(STAMP)
