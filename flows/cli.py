@@ -278,11 +278,11 @@ def ui(
     """Open the MLflow UI on the project's store, to compare runs."""
     import os
 
-    from experiments.mlflow_ui import default_backend_store_uri, ui_command
+    from experiments.mlflow_ui import UI_ENV, default_backend_store_uri, ui_command
 
     command = ui_command(backend_store_uri=default_backend_store_uri(), host=host, port=port)
     console.print(f"MLflow UI on http://{host}:{port}  ({' '.join(command)})")
-    os.execv(command[0], command)
+    os.execve(command[0], command, {**os.environ, **UI_ENV})
 
 
 @app.command()
