@@ -218,6 +218,7 @@ def serve(
     model_name: str = typer.Option("ser-emotion", "--model", help="Registered model name."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(5000, help="Port to listen on."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Scoring processes (one per core)."),
 ) -> None:
     """Serve @champion with `mlflow models serve` (raw audio in, emotion out)."""
     import os
@@ -225,7 +226,7 @@ def serve(
     from experiments.serving import serve_command, serving_environment
     from experiments.tracking import configure_tracking
 
-    command = serve_command(model_name, host=host, port=port)
+    command = serve_command(model_name, host=host, port=port, workers=workers)
     console.print(" ".join(command))
     os.execve(command[0], command, serving_environment(configure_tracking()))
 
