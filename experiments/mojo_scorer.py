@@ -15,6 +15,7 @@ Notes
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import threading
@@ -108,6 +109,7 @@ def ensure_jvm(genmodel_jar: Path | str) -> None:
     jar = Path(genmodel_jar).resolve()
     if not jar.is_file():
         raise FileNotFoundError(f"h2o-genmodel jar not found: {jar}")
+    jar = _stable_copy(jar)
     with _START_LOCK:
         if not jpype.isJVMStarted():
             try:
@@ -127,6 +129,23 @@ def ensure_jvm(genmodel_jar: Path | str) -> None:
             jpype.addClassPath(jar)
             if not _has_class(jpype, _MOJO_CLASS):
                 raise RuntimeError(f"The running JVM cannot load {_MOJO_CLASS} from {jar}")
+
+
+def _stable_copy(jar: Path) -> Path:
+    """A content-addressed copy of ``jar`` that outlives the folder it came from.
+
+    The JVM reads its classpath lazily for the life of the process, while a model's jar may
+    sit in a temporary download folder that is deleted once the model is loaded.
+    """
+    digest = hashlib.sha256(jar.read_bytes()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ser-automl"
+    target = cache / f"h2o-genmodel-{digest}.jar"
+    if not target.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.partial")
+        shutil.copyfile(jar, partial)
+        os.replace(partial, target)
+    return target
 
 
 def _check_process() -> None:

@@ -287,21 +287,24 @@ def ui(
 
 
 @app.command()
-def demo(
-    workdir: Path = typer.Option(Path("."), help="Where data/ and mlruns/ go."),
-) -> None:
-    """The main job on the built-in SYNTHETIC demo corpus: generate, extract, train, log."""
+def demo() -> None:
+    """The main job on the built-in SYNTHETIC demo corpus: generate, extract, train, promote."""
+    from flows.promote import promote_model
     from flows.train import train_models
     from ser_features.demo_corpus import generate_demo_corpus
 
-    corpus_dir = workdir / DEMO_DIR
     with console.status("synthesising the demo corpus (synthetic speech, not recordings)..."):
-        generate_demo_corpus(corpus_dir)
-    report = train_models(config_path=str(DEMO_CONFIG), data_folders=[str(corpus_dir)])
+        generate_demo_corpus(DEMO_DIR)
+    report = train_models(config_path=str(DEMO_CONFIG), data_folders=[str(DEMO_DIR)])
     _print_training(report)
-    console.print(
-        "compare the runs in the MLflow UI: mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db"
-    )
+    decision = promote_model(config_path=str(DEMO_CONFIG), parent_run_id=report.parent_run_id)
+    verdict = "is now @champion" if decision.promoted else "did not beat @champion"
+    console.print(f"{decision.model_name} v{decision.version} ({decision.family}) {verdict}")
+    console.print(decision.reason)
+    console.print("next steps (these demo models learned SYNTHETIC speech, not real voices):")
+    console.print("  serve the champion: .venv/bin/ser serve    # POST base64 audio to :5000")
+    console.print("  predict a file:     .venv/bin/ser predict data/demo/Actor_01/*.wav")
+    console.print("  compare the runs:   .venv/bin/ser ui       # http://127.0.0.1:5000")
 
 
 def main() -> None:

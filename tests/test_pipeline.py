@@ -263,3 +263,12 @@ def test_a_long_call_is_split_into_segments(workspace):
     assert all(s["end"] > s["start"] for s in segments)
     assert segments == sorted(segments, key=lambda s: s["start"])
     assert sum(result["probabilities"].values()) == pytest.approx(1.0)
+
+
+def test_an_h2o_model_loads_in_the_process_that_trained_it(workspace):
+    """Training started the JVM with a genmodel jar from a since-deleted folder."""
+    run = next(f for f in workspace["report"].families if f.family == "h2o_automl")
+    model = mlflow.pyfunc.load_model(run.model_uri)
+    clip = base64.b64encode(a_real_clip(workspace["data"]).read_bytes()).decode()
+    result = model.predict(pd.DataFrame({"audio": [clip]})).iloc[0]
+    assert sum(result["probabilities"].values()) == pytest.approx(1.0)
