@@ -17,7 +17,6 @@ import base64
 import io
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -63,25 +62,6 @@ def measure(url: str, body: bytes, count: int, clients: int) -> tuple[float, flo
     return float(np.percentile(latencies, 50)), float(np.percentile(latencies, 95)), count / elapsed
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_ready(port: int, server: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError("the scoring server exited; see its log")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).read()
-            return
-        except OSError:
-            time.sleep(1)
-    raise TimeoutError("the scoring server did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=200)
@@ -93,6 +73,7 @@ def main() -> None:
 
     import mlflow
 
+    from experiments.local_server import free_port, stop, wait_until_serving
     from experiments.serving import serve_command, serving_environment
     from flows.train import train_models
     from ser_features.demo_corpus import generate_demo_corpus
@@ -129,16 +110,19 @@ def main() -> None:
         port = free_port()
         log = (workdir / f"{family.family}.log").open("w")
         server = subprocess.Popen(
-            serve_command(name, port=port), env=serving_environment(uri), stdout=log, stderr=log
+            serve_command(name, port=port),
+            env=serving_environment(uri),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         try:
-            wait_until_ready(port, server)
+            wait_until_serving(f"http://127.0.0.1:{port}/ping", process=server, timeout=240)
             url = f"http://127.0.0.1:{port}/invocations"
             sequential = measure(url, body, args.requests, 1)
             concurrent = measure(url, body, args.requests, 8)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            stop(server)
         results[family.family] = (sequential, concurrent)
         print(
             f"{family.family:12s} sequential p50 {sequential[0]:6.1f} ms  p95 {sequential[1]:6.1f}"

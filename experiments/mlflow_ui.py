@@ -8,16 +8,13 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
+
+from experiments.local_server import free_port, stop, wait_until_serving
 
 DEFAULT_DB = Path("mlruns") / "mlflow.db"
 STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file")
@@ -52,41 +49,6 @@ def ui_command(
     return command
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until_serving(
-    url: str, *, process: subprocess.Popen | None = None, timeout: float = 120
-) -> None:
-    """Poll ``url`` until it answers below HTTP 500.
-
-    Raises ``RuntimeError`` (with the exit code) if ``process`` exits first, and
-    ``TimeoutError`` if nothing answers within ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(
-                f"the MLflow UI process exited with code {process.returncode} before {url} answered"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status < 500:
-                    return
-        except urllib.error.HTTPError as error:
-            if error.code < 500:
-                return
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
-        time.sleep(0.5)
-
-
 @contextmanager
 def running_ui(
     backend_store_uri: str, *, cwd: str | Path | None = None, timeout: float = 120
@@ -109,15 +71,3 @@ def running_ui(
         yield base
     finally:
         stop(process)
-
-
-def stop(process: subprocess.Popen, timeout: float = 15) -> None:
-    """SIGTERM (then SIGKILL) the group of a process started with ``start_new_session=True``."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=timeout)
-            return
-        except subprocess.TimeoutExpired:
-            continue

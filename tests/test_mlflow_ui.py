@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from experiments import mlflow_ui
+from experiments import local_server, mlflow_ui
 
 # A 1x1 PNG, standing in for the confusion matrix.
 PNG = base64.b64decode(
@@ -46,9 +46,9 @@ def test_wait_until_serving_reports_a_dead_process() -> None:
     process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     process.wait()
     with pytest.raises(RuntimeError, match="code 3"):
-        mlflow_ui.wait_until_serving("http://127.0.0.1:9/", process=process, timeout=5)
+        local_server.wait_until_serving("http://127.0.0.1:9/", process=process, timeout=5)
     with pytest.raises(TimeoutError):
-        mlflow_ui.wait_until_serving("http://127.0.0.1:9/", timeout=0.1)
+        local_server.wait_until_serving("http://127.0.0.1:9/", timeout=0.1)
 
 
 def _make_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str, dict]:

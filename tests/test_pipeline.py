@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import mlflow
@@ -22,6 +20,7 @@ import soundfile as sf
 import yaml
 from mlflow import MlflowClient
 
+from experiments.local_server import free_port, stop, wait_until_serving
 from experiments.registry import CHAMPION, PromotionError
 from experiments.serving import serve_command, serving_environment
 from flows.promote import promote_model
@@ -152,12 +151,6 @@ def test_promotion_moves_the_champion_only_for_a_better_model(workspace):
     assert champion_version() == better.version
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wav_b64(samples: np.ndarray, rate: int = 16000) -> str:
     buffer = io.BytesIO()
     sf.write(buffer, samples.astype(np.float32), rate, format="WAV")
@@ -188,18 +181,14 @@ def test_mlflow_models_serve_answers_audio_and_rejects_bad_requests(workspace, f
         env=serving_environment(workspace["uri"]),
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/invocations"
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            time.sleep(1)
+        try:
+            wait_until_serving(f"http://127.0.0.1:{port}/ping", process=server, timeout=180)
+        except (RuntimeError, TimeoutError) as exc:
+            pytest.fail(f"{exc}\n{(tmp_path / 'server.log').read_text()[-3000:]}")
         clip = base64.b64encode(a_real_clip(workspace["data"]).read_bytes()).decode()
         good = {"columns": ["audio"], "data": [[clip]]}
 
@@ -240,8 +229,7 @@ def test_mlflow_models_serve_answers_audio_and_rejects_bad_requests(workspace, f
         assert post(url, good).status_code == 200
         assert server.poll() is None
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
         log.close()
 
 

@@ -1,0 +1,59 @@
+"""Local HTTP servers started as processes (scoring server, MLflow UI): ports, readiness, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from contextlib import suppress
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_serving(
+    url: str, *, process: subprocess.Popen | None = None, timeout: float = 120
+) -> None:
+    """Poll ``url`` until it answers below HTTP 500.
+
+    Raises ``RuntimeError`` (with the exit code) if ``process`` exits first, and
+    ``TimeoutError`` if nothing answers within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(
+                f"the server process exited with code {process.returncode} before {url} answered"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status < 500:
+                    return
+        except urllib.error.HTTPError as error:
+            if error.code < 500:
+                return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def stop(process: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM (then SIGKILL) the group of a process started with ``start_new_session=True``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=timeout)
+            return
+        except subprocess.TimeoutExpired:
+            continue
