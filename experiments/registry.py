@@ -83,26 +83,24 @@ def best_candidate(parent_run_id: str, *, metric: str = "uar") -> Candidate:
     )
 
 
-def score_on_split(model_uri: str, run_id: str, *, metric: str) -> float:
-    """Score the predictor inside ``model_uri`` on the test clips of run ``run_id``.
+def score_on_clips(model_uri: str, test: pd.DataFrame, *, feature_set: str, metric: str) -> float:
+    """Score the predictor inside ``model_uri`` on the feature rows ``test``.
 
-    The test clips are the rows of the run's feature table whose speakers (or, for random
-    splits, paths) the run logged as test; features are recomputed from audio only when the
-    two models use different feature sets.
+    ``feature_set`` names the features in ``test``; a model built on another feature set is
+    scored from the clips' audio instead.
     """
-    run = mlflow.get_run(run_id)
-    test = _test_rows(run)
     local = Path(mlflow.artifacts.download_artifacts(model_uri))
     predictor = load_predictor(local / "artifacts" / "predictor")
-    if predictor.feature_set == run.data.params.get("feature_set"):
+    if predictor.feature_set == feature_set:
         proba = predictor.predict_proba(test[feature_columns(test)])
     else:
         proba = _score_audio(model_uri, test["path"].tolist(), predictor.classes)
     return float(evaluate(test["emotion"].to_numpy(), proba, predictor.classes).metrics[metric])
 
 
-def _test_rows(run: mlflow.entities.Run) -> pd.DataFrame:
-    """The feature rows a run was tested on, from its logged dataset and split."""
+def tested_clips(run: mlflow.entities.Run) -> pd.DataFrame:
+    """The feature rows a run was tested on: its feature table, filtered by its logged test
+    paths (and shared labels, for cross-corpus splits)."""
     features_path = run.data.params.get("features_path")
     if not features_path or not Path(features_path).exists():
         raise PromotionError(
@@ -136,18 +134,23 @@ def promote(parent_run_id: str, *, model_name: str, metric: str = "uar") -> Prom
     version = mlflow.register_model(candidate.model_uri, model_name).version
     client.set_registered_model_alias(model_name, CHALLENGER, version)
     champion = _current_champion(client, model_name)
-    challenger_score = score_on_split(candidate.model_uri, candidate.run_id, metric=metric)
+    run = mlflow.get_run(candidate.run_id)
+    test = tested_clips(run)
+    feature_set = run.data.params.get("feature_set", "")
+    challenger_score = score_on_clips(
+        candidate.model_uri, test, feature_set=feature_set, metric=metric
+    )
     if champion is None:
         promoted, champion_score, reason = True, None, "first model: no champion yet"
     else:
         champion_uri = f"models:/{model_name}/{champion.version}"
-        champion_score = score_on_split(champion_uri, candidate.run_id, metric=metric)
+        champion_score = score_on_clips(champion_uri, test, feature_set=feature_set, metric=metric)
         promoted = challenger_score > champion_score
         verdict = "beats" if promoted else "does not beat"
         reason = (
             f"challenger v{version} {metric}={challenger_score:.4f} {verdict} champion "
             f"v{champion.version} {metric}={champion_score:.4f} on the same "
-            f"{len(_test_rows(mlflow.get_run(candidate.run_id)))} test clips"
+            f"{len(test)} test clips"
         )
     decision = PromotionDecision(
         model_name=model_name,
