@@ -9,6 +9,7 @@ Example
       folders: [../shared/data/ravdess]
       features: spectral_prosodic
       features_dir: data/features/ravdess
+      augment: [pitch_shift, gaussian_noise]   # copies of training clips only
     protocol:
       kind: speaker_independent      # or random_stratified, cross_corpus
       test_fraction: 0.2
@@ -36,9 +37,16 @@ from typing import Any
 
 import yaml
 
+from ser_features.augmentation import AUGMENTATIONS
 from ser_features.feature_sets import DEFAULT_FEATURE_SET, FEATURE_SETS
 
-FAMILIES: tuple[str, ...] = ("sklearn_mlp", "keras_ann", "keras_cnn", "h2o_automl")
+FAMILIES: tuple[str, ...] = (
+    "sklearn_mlp",
+    "sklearn_linear",
+    "keras_ann",
+    "keras_cnn",
+    "h2o_automl",
+)
 PROTOCOL_KINDS: tuple[str, ...] = ("speaker_independent", "random_stratified", "cross_corpus")
 
 
@@ -53,6 +61,12 @@ class DataConfig:
     folders: tuple[str, ...]
     features: str = DEFAULT_FEATURE_SET
     features_dir: str = "data/features/default"
+    #: Augmentations whose copies of training clips join the training side of every split.
+    augment: tuple[str, ...] = ()
+
+    def augmented_dir(self, augmentation: str) -> str:
+        """Where the table of ``augmentation`` copies lives (beside the features)."""
+        return str(Path(self.features_dir) / "augmented" / augmentation)
 
 
 @dataclass(frozen=True)
@@ -107,18 +121,27 @@ def parse_config(raw: dict[str, Any], *, source: str | None = None) -> Experimen
     sections = {"name", "description", "data", "protocol", "trainers", "tracking", "registry"}
     _only(raw, sections | {"serving"}, where)
     data_raw = raw.get("data") or {}
-    _only(data_raw, {"folders", "features", "features_dir"}, f"{where}: data")
+    _only(data_raw, {"folders", "features", "features_dir", "augment"}, f"{where}: data")
     folders = data_raw.get("folders") or []
     if isinstance(folders, str):
         folders = [folders]
     features = data_raw.get("features", DEFAULT_FEATURE_SET)
     if features not in FEATURE_SETS:
         raise ConfigError(f"{where}: data.features {features!r} is not one of {list(FEATURE_SETS)}")
+    augment = data_raw.get("augment") or []
+    if isinstance(augment, str):
+        augment = [augment]
+    unknown_augment = [a for a in augment if a not in AUGMENTATIONS]
+    if unknown_augment:
+        raise ConfigError(
+            f"{where}: data.augment {unknown_augment} unknown; choose from {list(AUGMENTATIONS)}"
+        )
     name = str(raw.get("name") or Path(source or "experiment").stem)
     data = DataConfig(
         folders=tuple(str(f) for f in folders),
         features=features,
         features_dir=str(data_raw.get("features_dir") or f"data/features/{name}"),
+        augment=tuple(str(a) for a in augment),
     )
     protocol = _protocol(raw.get("protocol") or {}, where)
     trainers = raw.get("trainers") or {family: {} for family in FAMILIES}

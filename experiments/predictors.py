@@ -20,6 +20,8 @@ import pandas as pd
 from experiments.trainers.base import Trainer
 
 META_FILE = "predictor.json"
+#: Families saved as a pickled scikit-learn trainer.
+SKLEARN_FAMILIES = ("sklearn_mlp", "sklearn_linear")
 
 
 class ProbabilityModel(Protocol):
@@ -53,7 +55,7 @@ def save_predictor(trainer: Trainer, directory: Path, *, feature_set: str) -> Pa
         "feature_set": feature_set,
         "classes": list(trainer.classes_),
     }
-    if trainer.family == "sklearn_mlp":
+    if trainer.family in SKLEARN_FAMILIES:
         joblib.dump(trainer, directory / "sklearn_trainer.joblib")
     elif trainer.family in ("keras_ann", "keras_cnn"):
         trainer.save(directory / "keras")  # type: ignore[attr-defined]
@@ -77,7 +79,7 @@ def load_predictor(directory: Path | str) -> Predictor:
     meta = json.loads((directory / META_FILE).read_text())
     family = meta["family"]
     model: ProbabilityModel
-    if family == "sklearn_mlp":
+    if family in SKLEARN_FAMILIES:
         model = joblib.load(directory / "sklearn_trainer.joblib")
     elif family in ("keras_ann", "keras_cnn"):
         from experiments.trainers.keras_nets import KerasTrainerBase

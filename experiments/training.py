@@ -29,6 +29,10 @@ def build_trainer(family: str, params: dict[str, Any], *, seed: int) -> Trainer:
         from experiments.trainers.sklearn_mlp import SklearnMLPTrainer
 
         return SklearnMLPTrainer(**settings)
+    if family == "sklearn_linear":
+        from experiments.trainers.sklearn_linear import SklearnLinearTrainer
+
+        return SklearnLinearTrainer(**settings)
     if family == "keras_ann":
         from experiments.trainers.keras_nets import KerasANNTrainer
 
@@ -82,10 +86,35 @@ class FamilyResult:
     fold_metrics: list[dict[str, float]] = field(default_factory=list)
 
 
-def fit_on_split(trainer: Trainer, table: pd.DataFrame, split: Split) -> EvaluationResult:
-    """Fit ``trainer`` on the split's training rows and evaluate on its test rows."""
+def augmented_training_rows(
+    augmented: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame
+) -> pd.DataFrame:
+    """The augmented copies whose source clip is a training clip and not a test clip.
+
+    Copies carry their source's ``path`` and ``digest``; a copy is kept only when both name a
+    training row and neither names a test row, so no transformed test clip (nor a duplicate
+    of one stored under another name) reaches training.
+    """
+    if augmented.empty:
+        return augmented
+    in_train = augmented["path"].isin(train["path"]) & augmented["digest"].isin(train["digest"])
+    in_test = augmented["path"].isin(test["path"]) | augmented["digest"].isin(test["digest"])
+    return augmented.loc[in_train & ~in_test]
+
+
+def fit_on_split(
+    trainer: Trainer,
+    table: pd.DataFrame,
+    split: Split,
+    *,
+    augmented: pd.DataFrame | None = None,
+) -> EvaluationResult:
+    """Fit ``trainer`` on the split's training rows (plus the augmented copies of those
+    rows, when given) and evaluate on its test rows."""
     columns = feature_columns(table)
     train, test = table.iloc[split.train_index], table.iloc[split.test_index]
+    if augmented is not None:
+        train = pd.concat([train, augmented_training_rows(augmented, train, test)[train.columns]])
     if split.labels:
         train = train[train["emotion"].isin(split.labels)]
     trainer.fit(train[columns], train["emotion"].to_numpy(), train["speaker"].to_numpy())
@@ -100,19 +129,21 @@ def train_family(
     protocol: ProtocolConfig,
     *,
     cv_params: dict[str, Any] | None = None,
+    augmented: pd.DataFrame | None = None,
 ) -> FamilyResult:
     """Cross-validate (if configured), then fit the final model on the protocol's split.
 
-    ``cv_params`` override ``params`` inside the folds (for example a smaller AutoML budget).
+    ``cv_params`` override ``params`` inside the folds (for example a smaller AutoML budget);
+    ``augmented`` copies join the training side of each split (see :func:`fit_on_split`).
     """
     fold_metrics = []
     for fold in folds_for(table, protocol):
         fold_trainer = build_trainer(family, {**params, **(cv_params or {})}, seed=protocol.seed)
-        fold_metrics.append(fit_on_split(fold_trainer, table, fold).metrics)
+        fold_metrics.append(fit_on_split(fold_trainer, table, fold, augmented=augmented).metrics)
         release(fold_trainer)
     split = split_for(table, protocol)
     trainer = build_trainer(family, params, seed=protocol.seed)
-    evaluation = fit_on_split(trainer, table, split)
+    evaluation = fit_on_split(trainer, table, split, augmented=augmented)
     cv = summarise_folds(fold_metrics) if fold_metrics else {}
     return FamilyResult(trainer, evaluation, split, cv, fold_metrics)
 

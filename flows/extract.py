@@ -7,13 +7,14 @@ import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from rich.console import Console
 from rich.progress import Progress
 
+from ser_features.augmentation import get_augmentation
 from ser_features.corpora import scan_folders
 from ser_features.extraction import ClipJob, ClipOutcome, content_digest, extract_batch
 from ser_features.feature_sets import DEFAULT_FEATURE_SET, get_feature_spec
@@ -116,24 +117,31 @@ def extract_features(
     feature_set: str = DEFAULT_FEATURE_SET,
     workers: int = 2,
     on_task_runner: bool = False,
+    augmentation: str | None = None,
 ) -> ExtractionSummary:
     """Scan ``data_dirs``, describe new or changed clips, and write the parquet tables.
 
     Clips are described in ``workers`` local processes, or, with ``on_task_runner``, as one
     task per batch on the flow's task runner (a Dask cluster through ``DaskTaskRunner``).
+    With ``augmentation``, every clip is described after that seeded transformation (a
+    training-side table of copies; see :mod:`ser_features.augmentation`).
     """
     logger = get_run_logger()
     started = time.perf_counter()
     spec = get_feature_spec(feature_set)
+    tag = get_augmentation(augmentation).tag if augmentation else None
     out = Path(out_dir)
     jobs, unreadable, skipped = scan_audio_folders(data_dirs)
-    plan = plan_from_cache(jobs, out, spec)
+    if augmentation:
+        jobs = [replace(job, augmentation=augmentation) for job in jobs]
+    plan = plan_from_cache(jobs, out, spec, augmentation=tag)
     total = len(plan.to_extract)
     logger.info(
-        "%d labelled clips, %d to describe with %s, %d skipped",
+        "%d labelled clips, %d to describe with %s%s, %d skipped",
         len(jobs),
         total,
         spec.tag,
+        f" after {tag}" if tag else "",
         len(skipped),
     )
     if on_task_runner:
@@ -143,10 +151,10 @@ def extract_features(
         fresh = describe_clips_in_processes(plan.to_extract, feature_set, workers)
     outcomes = [*unreadable, *fresh]
     features, quarantine = assemble_tables(plan, outcomes)
-    write_tables(out, spec, features, quarantine, skipped)
+    write_tables(out, spec, features, quarantine, skipped, augmentation=tag)
     summary = ExtractionSummary(
         out_dir=str(out),
-        feature_set=spec.tag,
+        feature_set=f"{spec.tag}+{tag}" if tag else spec.tag,
         rows=len(features),
         extracted=sum(outcome.ok for outcome in outcomes),
         cached=len(plan.reused_features),

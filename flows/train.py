@@ -97,6 +97,7 @@ def train_and_log_family(
     dataset_digest: str,
     parent_run_id: str,
     experiment_id: str,
+    augmented: pd.DataFrame | None = None,
 ) -> FamilyReport:
     """Fit one family under the configured protocol and log everything in a child run."""
     params = dict(config.trainers.get(family) or {})
@@ -118,7 +119,9 @@ def train_and_log_family(
     ) as run:
         try:
             started = time.perf_counter()
-            result = train_family(family, params, table, config.protocol, cv_params=cv_params)
+            result = train_family(
+                family, params, table, config.protocol, cv_params=cv_params, augmented=augmented
+            )
             fit_seconds = time.perf_counter() - started
             mlflow.log_params(flatten_params(result.trainer.params(), prefix="model."))
             mlflow.log_params(_protocol_params(config, split))
@@ -176,6 +179,7 @@ def _protocol_params(config: ExperimentConfig, split: Split) -> dict[str, str]:
             "test_speakers": ",".join(split.test_speakers),
             "seed": config.protocol.seed,
             "cv_folds": config.protocol.cv_folds,
+            "augment": ",".join(config.data.augment) or "none",
             "n_train": len(split.train_index),
             "n_test": len(split.test_index),
         }
@@ -212,6 +216,7 @@ def train_models(
     )
     features_path = Path(config.data.features_dir) / FEATURES_FILE
     table, _, _ = read_feature_table(features_path)
+    augmented = augmented_copies(config)
     digest = content_digest(features_path)
     split = split_for(table, config.protocol)
     chosen = families or list(config.trainers)
@@ -245,6 +250,7 @@ def train_models(
                 digest,
                 parent.info.run_id,
                 experiment_id,
+                augmented,
                 return_state=True,
             )
             if state.is_completed():
@@ -254,6 +260,28 @@ def train_models(
                 logger.error("%s failed: %s", family, reports[-1].error)
         _log_comparison(reports)
     return TrainingReport(parent.info.run_id, experiment_id, split.protocol, reports, extraction)
+
+
+def augmented_copies(config: ExperimentConfig) -> pd.DataFrame | None:
+    """Extract (or reuse) the configured augmentations of every clip; ``None`` without any.
+
+    The copies are only joined to the training side of each split, by
+    :func:`experiments.training.fit_on_split`.
+    """
+    if not config.data.augment:
+        return None
+    tables = []
+    for name in config.data.augment:
+        out_dir = config.data.augmented_dir(name)
+        extract_features(
+            data_dirs=list(config.data.folders),
+            out_dir=out_dir,
+            feature_set=config.data.features,
+            augmentation=name,
+        )
+        copies, _, _ = read_feature_table(Path(out_dir) / FEATURES_FILE)
+        tables.append(copies)
+    return pd.concat(tables, ignore_index=True)
 
 
 def _failed_report(family: str, parent_run_id: str, state: Any) -> FamilyReport:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ser_features.audio import load_audio
+from ser_features.augmentation import augment_clip, get_augmentation
 from ser_features.corpora import ClipLabels
 from ser_features.errors import AudioError
 from ser_features.feature_sets import get_feature_spec
@@ -43,11 +44,17 @@ def content_digest(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
 
 @dataclass(frozen=True)
 class ClipJob:
-    """One file to describe: its path, its content digest and the labels from its name."""
+    """One file to describe: its path, its content digest and the labels from its name.
+
+    With ``augmentation`` (a name from :data:`~ser_features.augmentation.AUGMENTATIONS`),
+    the clip is transformed before it is described; the row keeps the source's path and
+    digest, so a split can tell which clip a copy came from.
+    """
 
     path: str
     digest: str
     labels: ClipLabels
+    augmentation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,8 @@ def extract_clip(job: ClipJob, feature_set: str) -> ClipOutcome:
     spec = get_feature_spec(feature_set)
     try:
         clip = load_audio(job.path, options=spec.load)
+        if job.augmentation:
+            clip = augment_clip(clip, get_augmentation(job.augmentation), digest=job.digest)
         features = spec.describe(clip)
     except AudioError as exc:
         return ClipOutcome(job.path, job.digest, reason=str(exc))

@@ -28,6 +28,8 @@ QUARANTINE_COLUMNS = ("path", "digest", "reason")
 #: Parquet metadata keys naming the feature set that produced a table.
 META_FEATURE_SET = b"ser.feature_set"
 META_FEATURE_VERSION = b"ser.feature_set_version"
+#: Parquet metadata key naming the augmentation (``name@vN``) of a table of augmented copies.
+META_AUGMENTATION = b"ser.augmentation"
 
 
 def feature_columns(table: pd.DataFrame) -> list[str]:
@@ -46,6 +48,12 @@ def read_feature_table(path: str | Path) -> tuple[pd.DataFrame, str | None, int 
         name.decode() if name else None,
         int(version) if version else None,
     )
+
+
+def table_augmentation(path: str | Path) -> str | None:
+    """The augmentation tag a features table was made with (``None`` for original clips)."""
+    value = (pq.read_schema(path).metadata or {}).get(META_AUGMENTATION)
+    return value.decode() if value else None
 
 
 def write_parquet(frame: pd.DataFrame, path: Path, metadata: dict[bytes, bytes] | None = None):
@@ -68,11 +76,13 @@ class CachePlan:
     dropped: int
 
 
-def plan_from_cache(jobs: list[ClipJob], out_dir: Path, spec: FeatureSpec) -> CachePlan:
+def plan_from_cache(
+    jobs: list[ClipJob], out_dir: Path, spec: FeatureSpec, *, augmentation: str | None = None
+) -> CachePlan:
     """Reuse earlier rows whose path and digest are unchanged and whose spec version matches.
 
-    Rows of files that vanished or changed are dropped; a different spec version or name
-    invalidates everything.
+    Rows of files that vanished or changed are dropped; a different spec version or name, or
+    a different augmentation tag, invalidates everything.
     """
     wanted = {(job.path, job.digest) for job in jobs}
     empty = pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
@@ -81,7 +91,8 @@ def plan_from_cache(jobs: list[ClipJob], out_dir: Path, spec: FeatureSpec) -> Ca
     previous = 0
     if features_path.exists():
         table, name, version = read_feature_table(features_path)
-        if (name, version) == (spec.name, spec.version):
+        same_augmentation = table_augmentation(features_path) == augmentation
+        if (name, version) == (spec.name, spec.version) and same_augmentation:
             previous = len(table)
             features = table.loc[_still_present(table, wanted)]
             quarantine_path = out_dir / QUARANTINE_FILE
@@ -138,14 +149,18 @@ def write_tables(
     features: pd.DataFrame,
     quarantine: pd.DataFrame,
     skipped: list[tuple[str, str]],
+    *,
+    augmentation: str | None = None,
 ) -> None:
-    """Write the four parquet files of an output folder."""
+    """Write the four parquet files of an output folder (``augmentation``: tag of the copies)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     metadata = {
         META_FEATURE_SET: spec.name.encode(),
         META_FEATURE_VERSION: str(spec.version).encode(),
         b"ser.feature_set_description": spec.description.encode(),
     }
+    if augmentation:
+        metadata[META_AUGMENTATION] = augmentation.encode()
     write_parquet(features, out_dir / FEATURES_FILE, metadata)
     write_parquet(features[list(MANIFEST_COLUMNS)], out_dir / MANIFEST_FILE, metadata)
     write_parquet(quarantine, out_dir / QUARANTINE_FILE)

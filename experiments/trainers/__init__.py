@@ -1,1 +1,2 @@
-"""Model families with one shape: sklearn MLP, Keras ANN and 1D-CNN, H2O AutoML."""
+"""Model families with one shape: sklearn MLP and logistic regression, Keras ANN and
+1D-CNN, H2O AutoML."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -116,25 +116,28 @@ def make_cv_splits(
     return type(splitter).__name__, splits
 
 
-class SklearnMLPTrainer(BaseEstimator):
-    """``StandardScaler`` + ``MLPClassifier`` tuned by ``GridSearchCV`` on balanced accuracy.
+class SpeakerGridSearchTrainer(BaseEstimator):
+    """``StandardScaler`` + a scikit-learn classifier tuned by ``GridSearchCV`` on balanced
+    accuracy, with speaker-disjoint tuning folds.  Subclasses name the classifier.
 
     Parameters
     ----------
     param_grid
-        ``MLPClassifier`` parameter lists (an ``mlp__`` prefix is optional);
-        ``None`` uses :data:`DEFAULT_PARAM_GRID`.
+        Classifier parameter lists (the step prefix, e.g. ``mlp__``, is optional);
+        ``None`` uses the subclass's default grid.
     cv_folds
         Tuning folds (capped at the number of speakers when groups are given).
     seed
-        Seeds the folds and the network.
+        Seeds the folds and the classifier.
     max_iter
-        Maximum epochs of each network (with early stopping on 10% of its training part).
+        Maximum iterations of the classifier's solver.
     n_jobs
         Parallel fits in the grid search.
     """
 
-    family = "sklearn_mlp"
+    family = ""
+    step = "model"
+    default_grid: ClassVar[dict[str, list[Any]]] = {}
 
     def __init__(
         self,
@@ -151,13 +154,21 @@ class SklearnMLPTrainer(BaseEstimator):
         self.max_iter = max_iter
         self.n_jobs = n_jobs
 
+    def _classifier(self) -> BaseEstimator:
+        """The unfitted classifier the grid tunes."""
+        raise NotImplementedError
+
+    def _fixed_params(self) -> dict[str, Any]:
+        """Settings that are not searched, for :meth:`params`."""
+        return {}
+
     def _grid(self) -> dict[str, list[Any]]:
-        grid = DEFAULT_PARAM_GRID if self.param_grid is None else self.param_grid
-        return {key.removeprefix(f"{_STEP}__"): list(values) for key, values in grid.items()}
+        grid = self.default_grid if self.param_grid is None else self.param_grid
+        return {key.removeprefix(f"{self.step}__"): list(values) for key, values in grid.items()}
 
     def fit(
         self, features: pd.DataFrame, labels: np.ndarray, groups: np.ndarray | None = None
-    ) -> SklearnMLPTrainer:
+    ) -> SpeakerGridSearchTrainer:
         """Tune and fit on ``features``; ``groups`` (speakers) keep the tuning folds disjoint."""
         frame = select_features(features)
         labels, groups, classes = check_labels(frame, labels, groups)
@@ -167,20 +178,10 @@ class SklearnMLPTrainer(BaseEstimator):
         self.cv_splitter_, self.cv_splits_ = make_cv_splits(
             labels, groups, n_folds=self.cv_folds, seed=self.seed
         )
-        pipeline = Pipeline(
-            [
-                ("scaler", StandardScaler()),
-                (
-                    _STEP,
-                    MLPClassifier(
-                        max_iter=self.max_iter, early_stopping=True, random_state=self.seed
-                    ),
-                ),
-            ]
-        )
+        pipeline = Pipeline([("scaler", StandardScaler()), (self.step, self._classifier())])
         search = GridSearchCV(
             pipeline,
-            {f"{_STEP}__{key}": values for key, values in self._grid().items()},
+            {f"{self.step}__{key}": values for key, values in self._grid().items()},
             scoring="balanced_accuracy",
             cv=self.cv_splits_,
             n_jobs=self.n_jobs,
@@ -192,7 +193,7 @@ class SklearnMLPTrainer(BaseEstimator):
             search.fit(frame, labels)
         self.pipeline_ = search.best_estimator_
         self.best_params_ = {
-            key.removeprefix(f"{_STEP}__"): value for key, value in search.best_params_.items()
+            key.removeprefix(f"{self.step}__"): value for key, value in search.best_params_.items()
         }
         best = search.best_index_
         self.cv_results_ = {
@@ -209,7 +210,7 @@ class SklearnMLPTrainer(BaseEstimator):
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Class probabilities, columns in ``classes_`` order."""
         if not hasattr(self, "pipeline_"):
-            raise RuntimeError("SklearnMLPTrainer is not fitted; call fit() first")
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
         frame = select_features(features, self.feature_names_)
         frame = frame.set_axis(self.feature_names_, axis=1)
         proba = self.pipeline_.predict_proba(frame)[:, self._column_order_]
@@ -223,12 +224,27 @@ class SklearnMLPTrainer(BaseEstimator):
             "cv_folds": self.cv_folds,
             "seed": self.seed,
             "max_iter": self.max_iter,
-            "early_stopping": True,
             "scoring": "balanced_accuracy",
+            **self._fixed_params(),
         }
         if hasattr(self, "best_params_"):
             out["cv_splitter"] = self.cv_splitter_
             out["cv_n_splits"] = len(self.cv_splits_)
             out.update({f"best_{key}": value for key, value in self.best_params_.items()})
-            out["n_iter"] = int(self.pipeline_.named_steps[_STEP].n_iter_)
+            n_iter = np.max(self.pipeline_.named_steps[self.step].n_iter_)
+            out["n_iter"] = int(n_iter)
         return out
+
+
+class SklearnMLPTrainer(SpeakerGridSearchTrainer):
+    """``StandardScaler`` + ``MLPClassifier`` (early stopping on 10% of its training part)."""
+
+    family = "sklearn_mlp"
+    step = _STEP
+    default_grid = DEFAULT_PARAM_GRID
+
+    def _classifier(self) -> BaseEstimator:
+        return MLPClassifier(max_iter=self.max_iter, early_stopping=True, random_state=self.seed)
+
+    def _fixed_params(self) -> dict[str, Any]:
+        return {"early_stopping": True}

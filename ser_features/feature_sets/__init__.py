@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ser_features.feature_sets.egemaps import EGEMAPS
+from ser_features.feature_sets.opensmile_sets import COMPARE2016, EGEMAPS
 from ser_features.feature_sets.seed180 import SEED180
 from ser_features.feature_sets.spec import FeatureSpec
 from ser_features.feature_sets.spectral_prosodic import SPECTRAL_PROSODIC
 
 FEATURE_SETS: dict[str, FeatureSpec] = {
-    spec.name: spec for spec in (SPECTRAL_PROSODIC, SEED180, EGEMAPS)
+    spec.name: spec for spec in (SPECTRAL_PROSODIC, SEED180, EGEMAPS, COMPARE2016)
 }
 DEFAULT_FEATURE_SET = SPECTRAL_PROSODIC.name
 
