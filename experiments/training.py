@@ -10,6 +10,7 @@ import pandas as pd
 
 from experiments.config import ProtocolConfig
 from experiments.metrics import EvaluationResult, evaluate, summarise_folds
+from experiments.speaker_norm import standardise_per_speaker
 from experiments.splits import (
     Split,
     cross_corpus_split,
@@ -108,17 +109,30 @@ def fit_on_split(
     split: Split,
     *,
     augmented: pd.DataFrame | None = None,
+    normalise_speakers: bool = False,
 ) -> EvaluationResult:
     """Fit ``trainer`` on the split's training rows (plus the augmented copies of those
-    rows, when given) and evaluate on its test rows."""
+    rows, when given) and evaluate on its test rows.
+
+    With ``normalise_speakers`` every speaker's features are standardised by that speaker's
+    own original clips, on both sides (see :mod:`experiments.speaker_norm`): the test side
+    then uses the test speakers' unlabelled clips, which a per-clip deployment does not have.
+    """
     columns = feature_columns(table)
     train, test = table.iloc[split.train_index], table.iloc[split.test_index]
+    n_original = len(train)
     if augmented is not None:
         train = pd.concat([train, augmented_training_rows(augmented, train, test)[train.columns]])
+    train_x, test_x = train[columns], test[columns]
+    if normalise_speakers:
+        original = np.arange(len(train)) < n_original
+        train_x = standardise_per_speaker(train_x, train["speaker"], reference=original)
+        test_x = standardise_per_speaker(test_x, test["speaker"])
     if split.labels:
-        train = train[train["emotion"].isin(split.labels)]
-    trainer.fit(train[columns], train["emotion"].to_numpy(), train["speaker"].to_numpy())
-    proba = trainer.predict_proba(test[columns])
+        keep = train["emotion"].isin(split.labels).to_numpy()
+        train, train_x = train[keep], train_x[keep]
+    trainer.fit(train_x, train["emotion"].to_numpy(), train["speaker"].to_numpy())
+    proba = trainer.predict_proba(test_x)
     return evaluate(test["emotion"].to_numpy(), proba, trainer.classes_)
 
 

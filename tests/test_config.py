@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.config import ConfigError, load_config, parse_config
+from experiments.config import FAMILIES, ConfigError, load_config, parse_config
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -15,7 +15,15 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 def test_shipped_configs_parse(path):
     config = load_config(path)
     assert config.data.folders
-    assert set(config.trainers) <= {"sklearn_mlp", "keras_ann", "keras_cnn", "h2o_automl"}
+    assert set(config.trainers) <= set(FAMILIES)
+
+
+def test_augmentations_are_read_and_kept_beside_the_features():
+    config = parse_config(
+        {"data": {"folders": ["x"], "features_dir": "f", "augment": "pitch_shift"}}
+    )
+    assert config.data.augment == ("pitch_shift",)
+    assert Path(config.data.augmented_dir("pitch_shift")) == Path("f/augmented/pitch_shift")
 
 
 def test_random_split_config_is_labelled_as_such():
@@ -34,6 +42,7 @@ def test_random_split_config_is_labelled_as_such():
         ({"data": {"folders": ["x"]}, "protocol": {"kind": "leave_one_out"}}, "protocol.kind"),
         ({"data": {"folders": ["x"]}, "protocol": {"kind": "cross_corpus"}}, "train_corpora"),
         ({"data": {"folders": ["x"]}, "trainers": {"xgboost": {}}}, "unknown trainers"),
+        ({"data": {"folders": ["x"], "augment": ["reverse"]}}, r"augment \['reverse'\] unknown"),
     ],
 )
 def test_mistakes_are_named(raw, message):

@@ -29,10 +29,11 @@ from ser_features.demo_corpus import generate_demo_corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
-FAMILIES = ("sklearn_mlp", "keras_ann", "keras_cnn", "h2o_automl")
+FAMILIES = ("sklearn_mlp", "sklearn_linear", "keras_ann", "keras_cnn", "h2o_automl")
 MAX_DURATION_S = 150
 FAST_TRAINERS = {
     "sklearn_mlp": {"param_grid": {"hidden_layer_sizes": [[64]], "alpha": [0.01]}, "cv_folds": 2},
+    "sklearn_linear": {"param_grid": {"C": [0.01]}, "cv_folds": 2},
     "keras_ann": {"epochs": 25, "patience": 5},
     "keras_cnn": {"epochs": 10, "patience": 3},
     "h2o_automl": {
