@@ -27,6 +27,7 @@ Example
     serving:
       max_duration_s: 600            # longer requests get HTTP 400
       max_segment_s: 8               # longer recordings are split at pauses
+      session_model: [sklearn_mlp]   # also learn a speaker-normalised model for sessions
 """
 
 from __future__ import annotations
@@ -148,6 +149,12 @@ def parse_config(raw: dict[str, Any], *, source: str | None = None) -> Experimen
     unknown = set(trainers) - set(FAMILIES)
     if unknown:
         raise ConfigError(f"{where}: unknown trainers {sorted(unknown)}; known: {FAMILIES}")
+    serving = dict(raw.get("serving") or {})
+    session_model = serving.get("session_model") or []
+    if isinstance(session_model, str) or not set(session_model) <= set(trainers):
+        raise ConfigError(
+            f"{where}: serving.session_model must list configured trainers, got {session_model!r}"
+        )
     tracking = raw.get("tracking") or {}
     registry = raw.get("registry") or {}
     return ExperimentConfig(
@@ -158,7 +165,7 @@ def parse_config(raw: dict[str, Any], *, source: str | None = None) -> Experimen
         experiment=str(tracking.get("experiment", "ser")),
         model_name=str(registry.get("model_name", "ser-emotion")),
         promotion_metric=str(registry.get("metric", "uar")),
-        serving=dict(raw.get("serving") or {}),
+        serving=serving,
         source=source,
     )
 

@@ -4,6 +4,13 @@ It carries the whole inference path (decode, the training feature set's loading 
 description, the fitted classifier) so ``mlflow models serve`` needs nothing else.  Bad
 input raises ``MlflowException`` with ``INVALID_PARAMETER_VALUE``, which the scoring server
 answers with HTTP 400 and the message, and keeps serving.
+
+What it knows about the speaker: nothing, unless told.  A lone clip is scored on its own.
+When rows carry a ``session`` id (one speaker: a call, a therapy session, an enrolment) and
+the model was trained with a speaker-normalised companion, the clips of every session with
+at least :data:`~experiments.speaker_norm.MIN_CLIPS_PER_SPEAKER` clips are standardised by
+that session's own statistics and scored by the companion (``speaker_normalised`` is then
+true in the answer).  The labels of those clips are never needed.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import base64
 import binascii
 import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -22,12 +30,22 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
+from experiments.speaker_norm import MIN_CLIPS_PER_SPEAKER, standardise_per_speaker
 from ser_features.audio import Clip, load_audio
 from ser_features.errors import AudioError
 from ser_features.feature_sets import get_feature_spec
 from ser_features.segments import speech_segments
 
 AUDIO_COLUMN = "audio"
+#: Optional input column: rows with the same value are clips of one speaker.
+SESSION_COLUMN = "session"
+OUTPUT_COLUMNS = [
+    "emotion",
+    "confidence",
+    "probabilities",
+    "segments",
+    "speaker_normalised",
+]
 DEFAULT_MAX_DURATION_S = 600.0
 DEFAULT_MAX_SEGMENT_S = 8.0
 
@@ -42,9 +60,12 @@ class EmotionModel(PythonModel):
 
     def load_context(self, context: Any) -> None:
         """Load the predictor and its feature set once per server process."""
-        from experiments.predictors import load_predictor
+        from experiments.predictors import SESSION_SUBDIR, load_predictor
 
-        self.predictor = load_predictor(context.artifacts["predictor"])
+        directory = Path(context.artifacts["predictor"])
+        self.predictor = load_predictor(directory)
+        session_dir = directory / SESSION_SUBDIR
+        self.session_predictor = load_predictor(session_dir) if session_dir.is_dir() else None
         self.spec = get_feature_spec(self.predictor.feature_set)
         config = context.model_config or {}
         self.max_duration_s = float(config.get("max_duration_s", DEFAULT_MAX_DURATION_S))
@@ -58,13 +79,46 @@ class EmotionModel(PythonModel):
             )
         if len(model_input) == 0:
             raise bad_request("input has no rows")
-        rows = [
-            self._predict_one(value, position)
+        described = [
+            self._describe(value, position)
             for position, value in enumerate(model_input[AUDIO_COLUMN])
         ]
-        return pd.DataFrame(rows, columns=["emotion", "confidence", "probabilities", "segments"])
+        normalised = self._session_rows(model_input)
+        if normalised.any():
+            self._normalise_sessions(described, model_input[SESSION_COLUMN], normalised)
+        rows = [
+            self._answer(spans, features, normalised=bool(flag))
+            for (spans, features), flag in zip(described, normalised, strict=True)
+        ]
+        return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
 
-    def _predict_one(self, value: Any, position: int) -> dict[str, Any]:
+    def _session_rows(self, model_input: pd.DataFrame) -> np.ndarray:
+        """Which rows belong to a session with enough clips to be speaker-normalised."""
+        flags = np.zeros(len(model_input), dtype=bool)
+        if SESSION_COLUMN not in model_input.columns or self.session_predictor is None:
+            return flags
+        sessions = model_input[SESSION_COLUMN]
+        present = sessions.notna() & (sessions.astype(str).str.len() > 0)
+        counts = sessions[present].astype(str).value_counts()
+        return (present & sessions.astype(str).map(counts).ge(MIN_CLIPS_PER_SPEAKER)).to_numpy()
+
+    def _normalise_sessions(
+        self, described: list[tuple[list, pd.DataFrame]], sessions: pd.Series, rows: np.ndarray
+    ) -> None:
+        """Standardise the features of flagged rows by their session's pieces, in place."""
+        chosen = np.flatnonzero(rows)
+        stacked = pd.concat([described[i][1] for i in chosen], ignore_index=True)
+        groups = np.concatenate([[str(sessions.iloc[i])] * len(described[i][1]) for i in chosen])
+        normalised = standardise_per_speaker(stacked, groups)
+        start = 0
+        for i in chosen:
+            spans, features = described[i]
+            end = start + len(features)
+            described[i] = (spans, normalised.iloc[start:end].reset_index(drop=True))
+            start = end
+
+    def _describe(self, value: Any, position: int) -> tuple[list, pd.DataFrame]:
+        """Decode one row, split it at pauses if long, and describe every piece."""
         clip = self._decode(value, position)
         if clip.duration_s > self.max_duration_s:
             raise bad_request(
@@ -77,11 +131,16 @@ class EmotionModel(PythonModel):
             else speech_segments(clip.samples, clip.sample_rate, max_segment_s=self.max_segment_s)
         )
         pieces = [_cut(clip, start, end) for start, end in spans]
-        features = pd.DataFrame([self.spec.describe(piece) for piece in pieces])
-        proba = self.predictor.predict_proba(features)
-        weights = np.array([piece.duration_s for piece in pieces])
+        return spans, pd.DataFrame([self.spec.describe(piece) for piece in pieces])
+
+    def _answer(
+        self, spans: list[tuple[float, float]], features: pd.DataFrame, *, normalised: bool
+    ) -> dict[str, Any]:
+        predictor = self.session_predictor if normalised else self.predictor
+        proba = predictor.predict_proba(features)
+        weights = np.array([end - start for start, end in spans])
         overall = (proba * weights[:, None]).sum(axis=0) / weights.sum()
-        classes = self.predictor.classes
+        classes = predictor.classes
         best = int(np.argmax(overall))
         segments = [
             {
@@ -97,6 +156,7 @@ class EmotionModel(PythonModel):
             "confidence": float(overall[best]),
             "probabilities": {label: float(p) for label, p in zip(classes, overall, strict=True)},
             "segments": segments,
+            "speaker_normalised": normalised,
         }
 
     def _decode(self, value: Any, position: int) -> Clip:

@@ -20,6 +20,8 @@ import pandas as pd
 from experiments.trainers.base import Trainer
 
 META_FILE = "predictor.json"
+#: Subfolder holding an optional speaker-normalised companion (see ``EmotionModel``).
+SESSION_SUBDIR = "session"
 #: Families saved as a pickled scikit-learn trainer.
 SKLEARN_FAMILIES = ("sklearn_mlp", "sklearn_linear")
 

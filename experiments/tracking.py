@@ -17,7 +17,8 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema
 
 from experiments.confusion_plot import confusion_csv, plot_confusion
 from experiments.metrics import EvaluationResult
@@ -118,7 +119,8 @@ def log_served_model(
 ) -> str:
     """Log the audio-in pyfunc (models-from-code) holding ``predictor_dir``; returns its URI."""
     input_example = pd.DataFrame({"audio": [example_audio_b64]})
-    signature = infer_signature(input_example, example_output)
+    inputs = Schema([ColSpec("string", "audio"), ColSpec("string", "session", required=False)])
+    signature = ModelSignature(inputs=inputs, outputs=infer_signature(None, example_output).outputs)
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(MODEL_CODE),
@@ -141,4 +143,5 @@ _SERVING_PACKAGES = (
     "librosa",
     "keras",
     "JPype1",
+    "opensmile",
 )

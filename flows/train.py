@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 
 from experiments.config import ExperimentConfig, load_config
 from experiments.metrics import evaluate
-from experiments.predictors import load_predictor, save_predictor
+from experiments.predictors import SESSION_SUBDIR, load_predictor, save_predictor
 from experiments.splits import Split
 from experiments.tracking import (
     configure_tracking,
@@ -32,7 +32,14 @@ from experiments.tracking import (
     log_served_model,
     provenance,
 )
-from experiments.training import label_distribution, release, split_for, train_family
+from experiments.training import (
+    build_trainer,
+    fit_on_split,
+    label_distribution,
+    release,
+    split_for,
+    train_family,
+)
 from flows.extract import ExtractionSummary, extract_features
 from ser_features.extraction import content_digest
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
@@ -84,6 +91,7 @@ def _example_output(classes: list[str]) -> pd.DataFrame:
             "confidence": [uniform],
             "probabilities": [dict.fromkeys(classes, uniform)],
             "segments": [[segment]],
+            "speaker_normalised": [False],
         }
     )
 
@@ -139,6 +147,8 @@ def train_and_log_family(
                 predictor_dir = save_predictor(
                     result.trainer, Path(scratch) / "predictor", feature_set=config.data.features
                 )
+                if family in config.serving.get("session_model", []):
+                    _add_session_companion(family, params, config, table, split, predictor_dir)
                 served = load_predictor(predictor_dir)
                 test = table.iloc[split.test_index]
                 if split.labels:
@@ -168,6 +178,29 @@ def train_and_log_family(
             mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
             mlflow.log_text(traceback.format_exc(), "error.txt")
             raise
+
+
+def _add_session_companion(
+    family: str,
+    params: dict[str, Any],
+    config: ExperimentConfig,
+    table: pd.DataFrame,
+    split: Split,
+    predictor_dir: Path,
+) -> None:
+    """Fit ``family`` on speaker-normalised features and save it beside the per-clip model.
+
+    Its held-out scores (test speakers normalised by their own unlabelled clips) are logged
+    as ``session_*`` metrics; the served model uses it for requests that name a session.
+    """
+    trainer = build_trainer(family, params, seed=config.protocol.seed)
+    evaluation = fit_on_split(trainer, table, split, normalise_speakers=True)
+    mlflow.log_metrics({f"session_{k}": v for k, v in evaluation.metrics.items()})
+    save_predictor(trainer, predictor_dir / SESSION_SUBDIR, feature_set=config.data.features)
+    release(trainer)
+    get_run_logger().info(
+        "%s speaker-normalised companion: held-out UAR %.3f", family, evaluation.metrics["uar"]
+    )
 
 
 def _protocol_params(config: ExperimentConfig, split: Split) -> dict[str, str]:

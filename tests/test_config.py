@@ -43,6 +43,14 @@ def test_random_split_config_is_labelled_as_such():
         ({"data": {"folders": ["x"]}, "protocol": {"kind": "cross_corpus"}}, "train_corpora"),
         ({"data": {"folders": ["x"]}, "trainers": {"xgboost": {}}}, "unknown trainers"),
         ({"data": {"folders": ["x"], "augment": ["reverse"]}}, r"augment \['reverse'\] unknown"),
+        (
+            {
+                "data": {"folders": ["x"]},
+                "trainers": {"sklearn_mlp": {}},
+                "serving": {"session_model": ["keras_ann"]},
+            },
+            "session_model must list configured trainers",
+        ),
     ],
 )
 def test_mistakes_are_named(raw, message):

@@ -58,7 +58,10 @@ def write_config(folder: Path, name: str, trainers: dict, data: Path) -> Path:
         "trainers": trainers,
         "tracking": {"experiment": "ser-tests"},
         "registry": {"model_name": "ser-emotion", "metric": "uar"},
-        "serving": {"max_duration_s": MAX_DURATION_S},
+        "serving": {
+            "max_duration_s": MAX_DURATION_S,
+            "session_model": [f for f in trainers if f == "sklearn_linear"],
+        },
     }
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -168,7 +171,7 @@ def a_real_clip(data: Path) -> Path:
     return clips[0]
 
 
-@pytest.mark.parametrize("family", ["sklearn_mlp", "keras_ann", "h2o_automl"])
+@pytest.mark.parametrize("family", ["sklearn_mlp", "sklearn_linear", "keras_ann", "h2o_automl"])
 def test_mlflow_models_serve_answers_audio_and_rejects_bad_requests(workspace, family, tmp_path):
     report = workspace["report"]
     run = next(f for f in report.families if f.family == family)
@@ -228,10 +231,32 @@ def test_mlflow_models_serve_answers_audio_and_rejects_bad_requests(workspace, f
             assert expected[label] in message[-600:] or expected[label] in message[:600], label
 
         assert post(url, good).status_code == 200
+        check_sessions(url, workspace["data"], companion=family == "sklearn_linear")
         assert server.poll() is None
     finally:
         stop(server)
         log.close()
+
+
+def check_sessions(url: str, data: Path, *, companion: bool) -> None:
+    """Six clips of one speaker in a session are speaker-normalised (when the model has a
+    companion for it); a lone clip, even with a session id, is scored on its own."""
+    speaker = sorted(data.rglob("*.wav"))[:6]
+    rows = [[base64.b64encode(p.read_bytes()).decode(), "call-1"] for p in speaker]
+    rows.append([rows[0][0], "call-2"])
+    response = post(url, {"columns": ["audio", "session"], "data": rows})
+    assert response.status_code == 200, response.text[:2000]
+    answers = response.json()["predictions"]
+    assert [a["speaker_normalised"] for a in answers] == [companion] * 6 + [False]
+    for answer in answers:
+        assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_session_companion_is_scored_on_the_held_out_speaker(workspace):
+    run = next(f for f in workspace["report"].families if f.family == "sklearn_linear")
+    metrics = MlflowClient().get_run(run.run_id).data.metrics
+    assert 0 < metrics["session_uar"] <= 1
+    assert {"session_accuracy", "session_macro_f1"} <= set(metrics)
 
 
 def test_a_long_call_is_split_into_segments(workspace):
