@@ -35,7 +35,7 @@ CONFIG = Path("experiments/ravdess_speaker_independent.yaml")
 #: Budgets inside the folds, small enough for the whole table to run in about an hour.
 FOLD_PARAMS: dict[str, dict[str, Any]] = {
     "sklearn_linear": {},
-    "sklearn_mlp": {},
+    "sklearn_mlp": {"param_grid": {"hidden_layer_sizes": [[256]], "alpha": [0.01, 1.0]}},
     "keras_ann": {"epochs": 100, "patience": 10},
     "keras_cnn": {"epochs": 60, "patience": 8},
     "h2o_automl": {"max_runtime_secs": 150, "max_models": 10, "nfolds": 3},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -183,6 +184,12 @@ def promote(
 def predict(
     files: list[Path] = typer.Argument(..., help="Audio files (WAV, FLAC, OGG, AIFF...)."),
     model_name: str = typer.Option("ser-emotion", "--model", help="Registered model name."),
+    session: str | None = typer.Option(
+        None,
+        "--session",
+        help="The files are clips of one speaker: score them together, speaker-normalised "
+        "when the champion has a session model and there are at least 4 files.",
+    ),
 ) -> None:
     """Emotion of each file according to @champion, with its segment timeline."""
     import base64
@@ -198,6 +205,16 @@ def predict(
         model = mlflow.pyfunc.load_model(model_uri(model_name))
     except mlflow.exceptions.MlflowException as exc:
         _fail(f"cannot load {model_uri(model_name)}: {exc}; run `ser promote` first")
+    if session is not None:
+        try:
+            audio = [base64.b64encode(path.read_bytes()).decode() for path in files]
+            frame = pd.DataFrame({"audio": audio, "session": session})
+            rows = list(model.predict(frame).itertuples(index=False))
+        except (OSError, mlflow.exceptions.MlflowException) as exc:
+            _fail(f"session {session}: {getattr(exc, 'message', exc)}")
+        for path, row in zip(files, rows, strict=True):
+            _print_prediction(path, row._asdict())
+        return
     for path in files:
         try:
             audio = base64.b64encode(path.read_bytes()).decode()
@@ -205,12 +222,18 @@ def predict(
         except (OSError, mlflow.exceptions.MlflowException) as exc:
             console.print(f"[red]{path}:[/] {getattr(exc, 'message', exc)}")
             continue
-        console.print(f"[bold]{path}[/]: {row['emotion']} ({row['confidence']:.0%})")
-        for segment in row["segments"]:
-            console.print(
-                f"  {segment['start']:7.2f}-{segment['end']:7.2f} s  "
-                f"{segment['emotion']:<10} {segment['confidence']:.0%}"
-            )
+        _print_prediction(path, row)
+
+
+def _print_prediction(path: Path, row: Any) -> None:
+    """One file's emotion, confidence and segment timeline."""
+    note = " [dim](speaker-normalised in its session)[/]" if row["speaker_normalised"] else ""
+    console.print(f"[bold]{path}[/]: {row['emotion']} ({row['confidence']:.0%}){note}")
+    for segment in row["segments"]:
+        console.print(
+            f"  {segment['start']:7.2f}-{segment['end']:7.2f} s  "
+            f"{segment['emotion']:<10} {segment['confidence']:.0%}"
+        )
 
 
 @app.command()
