@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-FAMILIES = ("sklearn_mlp", "keras_ann", "keras_cnn", "h2o_automl")
+FAMILIES = ("sklearn_mlp", "sklearn_linear", "keras_ann", "keras_cnn", "h2o_automl")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 
 
@@ -66,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))
+    parser.add_argument("--features", default="spectral_prosodic", help="feature set served")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ser-latency-"))
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
@@ -82,10 +83,15 @@ def main() -> None:
     generate_demo_corpus(demo, n_speakers=6)
     config = {
         "name": "latency",
-        "data": {"folders": [str(demo)], "features_dir": str(workdir / "features")},
+        "data": {
+            "folders": [str(demo)],
+            "features": args.features,
+            "features_dir": str(workdir / "features"),
+        },
         "protocol": {"test_speakers": ["synthetic_demo_06"]},
         "trainers": {
             "sklearn_mlp": {"param_grid": {"hidden_layer_sizes": [[256]]}, "cv_folds": 2},
+            "sklearn_linear": {"param_grid": {"C": [0.01]}, "cv_folds": 2},
             "keras_ann": {"epochs": 30},
             "keras_cnn": {"epochs": 15},
             "h2o_automl": {"max_runtime_secs": 90, "max_models": 3, "nfolds": 3},
