@@ -32,8 +32,14 @@ class OpenSmileFunctionals:
 
     def __call__(self, clip: Clip) -> dict[str, float]:
         frame = _smile(self.feature_set).process_signal(clip.samples, clip.sample_rate)
-        row = frame.iloc[0]
-        return {f"{self.prefix}_{name}": float(np.nan_to_num(value)) for name, value in row.items()}
+        values = np.nan_to_num(frame.to_numpy()[0]).tolist()  # one array op, not one per value
+        return dict(zip(_columns(self.feature_set, self.prefix), values, strict=True))
+
+
+@lru_cache(maxsize=4)
+def _columns(feature_set: str, prefix: str) -> tuple[str, ...]:
+    """The prefixed column names of ``feature_set``, built once per process."""
+    return tuple(f"{prefix}_{name}" for name in _smile(feature_set).feature_names)
 
 
 describe_egemaps = OpenSmileFunctionals("eGeMAPSv02", "egemaps")
