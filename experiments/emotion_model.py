@@ -131,7 +131,11 @@ class EmotionModel(PythonModel):
             else speech_segments(clip.samples, clip.sample_rate, max_segment_s=self.max_segment_s)
         )
         pieces = [_cut(clip, start, end) for start, end in spans]
-        return spans, pd.DataFrame([self.spec.describe(piece) for piece in pieces])
+        described = [self.spec.describe(piece) for piece in pieces]
+        columns = list(described[0])
+        # One float block: building a frame from a list of dicts costs ~70 ms at 6373 columns.
+        values = np.array([[row[name] for name in columns] for row in described])
+        return spans, pd.DataFrame(values, columns=columns)
 
     def _answer(
         self, spans: list[tuple[float, float]], features: pd.DataFrame, *, normalised: bool
