@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from experiments.config import load_config
-from experiments.metrics import format_mean_std
+from experiments.metrics import fold_table_columns
 from experiments.splits import Split, cross_corpus_split, random_stratified_split, speaker_kfold
 from experiments.training import build_trainer, fit_on_split, release
 from ser_features.feature_table import FEATURES_FILE, read_feature_table
@@ -86,9 +86,7 @@ def row(
     random = scores(family, dev, random_split, augmented, normalise)
     result = {
         "model": name,
-        f"speaker-indep. {folds}-fold UAR": format_mean_std([m["uar"] for m in fold_metrics]),
-        "accuracy": format_mean_std([m["accuracy"] for m in fold_metrics]),
-        "macro-F1": format_mean_std([m["macro_f1"] for m in fold_metrics]),
+        **fold_table_columns(fold_metrics, folds=folds),
         "random-split acc.": f"{random['accuracy']:.3f}",
     }
     for corpus in ("tess", "emodb"):

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from sklearn.neural_network import MLPClassifier
 
-from experiments.metrics import evaluate, format_mean_std
+from experiments.metrics import evaluate, fold_table_columns
 from experiments.splits import Split, random_stratified_split, speaker_kfold
 from experiments.training import build_trainer, fit_on_split, release
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
@@ -76,9 +76,7 @@ def row(name: str, table: pd.DataFrame, score, folds: int) -> dict[str, str]:
     minutes = (time.perf_counter() - started) / 60
     result = {
         "model": name,
-        f"speaker-indep. {folds}-fold UAR": format_mean_std([m["uar"] for m in fold_metrics]),
-        "accuracy": format_mean_std([m["accuracy"] for m in fold_metrics]),
-        "macro-F1": format_mean_std([m["macro_f1"] for m in fold_metrics]),
+        **fold_table_columns(fold_metrics, folds=folds),
         "random-split accuracy": f"{random['accuracy']:.3f}",
         "minutes": f"{minutes:.1f}",
     }
