@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 import yaml
+from synthetic_features import speaker_blobs
 
 pytestmark = pytest.mark.slow
 
@@ -155,22 +156,6 @@ def test_extraction_on_a_dask_cluster_equals_the_process_pool(shared_data, tmp_p
 # --- 2. H2O by URL ------------------------------------------------------------------------
 
 
-def tiny_dataset(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """6 speakers x 3 classes x 8 clips, 10 features: class centres plus a speaker offset."""
-    rng = np.random.default_rng(seed)
-    labels_of = ["neutral", "happy", "angry"]
-    centres = rng.normal(scale=2.0, size=(len(labels_of), 10))
-    rows, labels, speakers = [], [], []
-    for s in range(6):
-        offset = rng.normal(scale=0.3, size=10)
-        for c, label in enumerate(labels_of):
-            rows.append(centres[c] + offset + rng.normal(size=(8, 10)))
-            labels += [label] * 8
-            speakers += [f"spk{s}"] * 8
-    features = pd.DataFrame(np.vstack(rows), columns=[f"f{i}" for i in range(10)])
-    return features, np.array(labels), np.array(speakers)
-
-
 @contextlib.contextmanager
 def standalone_h2o(tmp: Path) -> Iterator[str]:
     """A separately started H2O JVM on 127.0.0.1 (not by this process's h2o client)."""
@@ -210,7 +195,9 @@ def test_h2o_automl_trains_on_a_cluster_given_by_url(tmp_path):
 
     from experiments.trainers.h2o_automl import H2OAutoMLTrainer
 
-    features, labels, speakers = tiny_dataset()
+    features, labels, speakers = speaker_blobs(
+        ["neutral", "happy", "angry"], n_speakers=6, per_class=8, n_features=10, centre_scale=2.0
+    )
     previous = h2o_module.h2oconn  # another test's local cluster, if any: restored below
     try:
         with standalone_h2o(tmp_path) as url:

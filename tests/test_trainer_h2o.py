@@ -10,6 +10,8 @@ import pytest
 
 h2o = pytest.importorskip("h2o")
 
+from synthetic_features import speaker_blobs  # noqa: E402
+
 from experiments import h2o_cluster  # noqa: E402
 from experiments.h2o_cluster import H2OUnavailableError, connect_h2o, java_available  # noqa: E402
 from experiments.trainers.base import Trainer, predict_labels  # noqa: E402
@@ -34,21 +36,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _synthetic(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """8 speakers x 4 classes x 12 clips, 20 features: class centres plus a speaker offset."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(len(LABELS), 20))
-    rows, labels, speakers = [], [], []
-    for s in range(8):
-        offset = rng.normal(scale=0.3, size=20)
-        for c, label in enumerate(LABELS):
-            rows.append(centres[c] + offset + rng.normal(size=(12, 20)))
-            labels += [label] * 12
-            speakers += [f"spk{s}"] * 12
-    features = pd.DataFrame(np.vstack(rows), columns=[f"f{i:02d}" for i in range(20)])
-    return features, np.array(labels), np.array(speakers)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     if not java_available():
@@ -60,7 +47,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data():
-    return _synthetic()
+    return speaker_blobs(LABELS, n_speakers=8, per_class=12, n_features=20)
 
 
 @pytest.fixture(scope="module")

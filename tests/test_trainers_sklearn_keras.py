@@ -9,11 +9,11 @@ os.environ["KERAS_BACKEND"] = "torch"
 os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="ser-keras-home-"))
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
 from sklearn.metrics import balanced_accuracy_score
+from synthetic_features import speaker_blobs
 
 from experiments.trainers.base import Trainer, predict_labels
 from experiments.trainers.keras_nets import (
@@ -36,26 +36,11 @@ SMALL_GRID = {"hidden_layer_sizes": [(32,)], "alpha": [1e-4, 1e-2]}
 FAST_KERAS = {"epochs": 60, "batch_size": 16, "patience": 8}
 
 
-def make_dataset(
-    n_speakers: int = 8, n_clips: int = 10, n_features: int = 30, seed: int = 0
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Class-dependent means plus a per-speaker offset plus noise: learnable across speakers."""
-    rng = np.random.default_rng(seed)
-    means = {label: rng.normal(0.0, 1.0, n_features) for label in LABELS}
-    rows, labels, groups = [], [], []
-    for speaker in range(n_speakers):
-        offset = rng.normal(0.0, 0.5, n_features)
-        for label in LABELS:
-            rows.append(means[label] + offset + rng.normal(0.0, 1.0, (n_clips, n_features)))
-            labels += [label] * n_clips
-            groups += [f"spk{speaker}"] * n_clips
-    features = pd.DataFrame(np.vstack(rows), columns=[f"f{i:02d}" for i in range(n_features)])
-    return features, np.array(labels), np.array(groups)
-
-
 @pytest.fixture(scope="module")
 def data() -> dict[str, object]:
-    features, labels, groups = make_dataset()
+    features, labels, groups = speaker_blobs(
+        LABELS, n_speakers=8, per_class=10, n_features=30, offset_scale=0.5
+    )
     train = ~np.isin(groups, TEST_SPEAKERS)
     return {
         "x_train": features[train].reset_index(drop=True),
