@@ -3,16 +3,21 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+INSTALL_LOG := $(VENV)/install.log
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11" >&2; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# The CPU build of torch first, so Keras's backend never pulls CUDA packages.
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "installing into $(VENV) from requirements.lock (log: $(INSTALL_LOG))..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@{ set -e; \
+	  $(BIN)/pip install pip==26.3; \
+	  $(BIN)/pip install torch==2.13.0; \
+	  $(BIN)/pip install --require-hashes --no-deps -r requirements.lock; \
+	  $(BIN)/pip install --no-deps --no-build-isolation -e .; \
+	  $(BIN)/pip check; \
+	} >$(INSTALL_LOG) 2>&1 || { tail -n 40 $(INSTALL_LOG) >&2; echo "error: install failed; full log: $(INSTALL_LOG)" >&2; exit 1; }
 	bash scripts/ensure_java.sh
 	bash scripts/ensure_postgres.sh || echo "warning: no PostgreSQL; its MLflow-backend test will skip"
 	touch $(STAMP)
@@ -31,3 +36,7 @@ lint: install
 
 clean:
 	rm -rf $(VENV) data mlruns/mlflow.db mlruns/artifacts
+
+# Re-resolve pyproject.toml and rewrite requirements.lock (exact versions and hashes).
+lock:
+	bash scripts/refresh_lock.sh

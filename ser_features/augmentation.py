@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ser_features.audio import Clip
+from ser_features.numba_kernels import load_librosa_kernels
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def get_augmentation(name: str) -> Augmentation:
 
 def augment_clip(clip: Clip, augmentation: Augmentation, *, digest: str) -> Clip:
     """A copy of ``clip`` transformed by ``augmentation``, seeded by ``digest`` and its name."""
+    load_librosa_kernels()
     seed = int.from_bytes(
         hashlib.blake2b(f"{digest}:{augmentation.tag}".encode(), digest_size=4).digest(), "big"
     )

@@ -21,6 +21,8 @@ import itertools
 import librosa
 import numpy as np
 
+from ser_features.numba_kernels import load_librosa_kernels
+
 
 def speech_segments(
     samples: np.ndarray,
@@ -38,6 +40,7 @@ def speech_segments(
     ``max_segment_s`` are cut into equal parts no longer than that.  A recording with no
     pause gives one segment spanning its non-silent part.
     """
+    load_librosa_kernels()
     intervals = librosa.effects.split(samples, top_db=top_db, frame_length=1024, hop_length=256)
     if len(intervals) == 0:
         return [(0.0, len(samples) / sample_rate)]

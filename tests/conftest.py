@@ -20,6 +20,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def librosa_kernels() -> None:
+    """Load librosa's numba kernels under the cache lock before any test calls librosa."""
+    from ser_features.numba_kernels import load_librosa_kernels
+
+    load_librosa_kernels()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` (real RAVDESS, TESS and EmoDB audio); skips when absent."""

@@ -50,7 +50,7 @@ EGEMAPS = FeatureSpec(
     version=1,
     description="eGeMAPS v02: 88 functionals of a minimalistic acoustic parameter set (openSMILE)",
     load=LoadOptions(sample_rate=16000),
-    describe=describe_egemaps,
+    describer=describe_egemaps,
 )
 
 COMPARE2016 = FeatureSpec(
@@ -58,5 +58,5 @@ COMPARE2016 = FeatureSpec(
     version=1,
     description="ComParE 2016: 6,373 functionals of 65 low-level descriptors (openSMILE)",
     load=LoadOptions(sample_rate=16000),
-    describe=describe_compare2016,
+    describer=describe_compare2016,
 )

@@ -56,5 +56,5 @@ SEED180 = FeatureSpec(
     version=1,
     description="mean of 40 MFCC, 12 chroma, 128 mel bands (published baseline recipe)",
     load=LoadOptions(sample_rate=16000),
-    describe=describe_seed180,
+    describer=describe_seed180,
 )

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ser_features.audio import Clip, LoadOptions
+from ser_features.numba_kernels import load_librosa_kernels
 
 
 @dataclass(frozen=True)
@@ -21,14 +22,20 @@ class FeatureSpec:
     version : integer bumped on any change of output.
     description : one line for people.
     load : preprocessing every clip receives before description.
-    describe : maps a loaded :class:`Clip` to ``{column: value}``, always the same columns.
+    describer : maps a loaded :class:`Clip` to ``{column: value}``, always the same columns;
+        call it through :meth:`describe`.
     """
 
     name: str
     version: int
     description: str
     load: LoadOptions
-    describe: Callable[[Clip], dict[str, float]]
+    describer: Callable[[Clip], dict[str, float]]
+
+    def describe(self, clip: Clip) -> dict[str, float]:
+        """The feature values of ``clip`` (librosa's numba kernels are loaded safely first)."""
+        load_librosa_kernels()
+        return self.describer(clip)
 
     @property
     def tag(self) -> str:

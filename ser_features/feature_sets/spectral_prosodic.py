@@ -112,5 +112,5 @@ SPECTRAL_PROSODIC = FeatureSpec(
         "rolloff/flatness, F0 and voicing; 6 functionals each, plus clip prosody"
     ),
     load=LoadOptions(sample_rate=16000, trim_top_db=40.0),
-    describe=describe_spectral_prosodic,
+    describer=describe_spectral_prosodic,
 )
