@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml requirements.lock
 	} >$(INSTALL_LOG) 2>&1 || { tail -n 40 $(INSTALL_LOG) >&2; echo "error: install failed; full log: $(INSTALL_LOG)" >&2; exit 1; }
 	bash scripts/ensure_java.sh
 	bash scripts/ensure_postgres.sh || echo "warning: no PostgreSQL; its MLflow-backend test will skip"
+	bash scripts/ensure_chromium.sh || echo "warning: no Chromium; the web-page test will skip"
 	touch $(STAMP)
 
 install: $(STAMP)

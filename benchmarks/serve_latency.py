@@ -17,12 +17,12 @@ import base64
 import io
 import json
 import os
-import subprocess
 import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -62,20 +62,17 @@ def measure(url: str, body: bytes, count: int, clients: int) -> tuple[float, flo
     return float(np.percentile(latencies, 50)), float(np.percentile(latencies, 95)), count / elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--families", nargs="*", default=list(FAMILIES))
-    parser.add_argument("--features", default="spectral_prosodic", help="feature set served")
-    args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="ser-latency-"))
+def train_demo_models(
+    workdir: Path, families: list[str], *, features: str, serving: dict[str, Any] | None = None
+) -> tuple[str, Any]:
+    """Train ``families`` (fast settings) on a 6-speaker SYNTHETIC demo corpus in ``workdir``.
+
+    Uses a scratch MLflow store ``workdir/mlflow.db`` (set as ``MLFLOW_TRACKING_URI`` for this
+    process); returns (tracking URI, the training report).  Shared with ``serve_load.py``.
+    """
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
 
-    import mlflow
-
-    from experiments.local_server import free_port, stop, wait_until_serving
-    from experiments.serving import serve_command, serving_environment
     from flows.train import train_models
     from ser_features.demo_corpus import generate_demo_corpus
 
@@ -85,7 +82,7 @@ def main() -> None:
         "name": "latency",
         "data": {
             "folders": [str(demo)],
-            "features": args.features,
+            "features": features,
             "features_dir": str(workdir / "features"),
         },
         "protocol": {"test_speakers": ["synthetic_demo_06"]},
@@ -97,38 +94,54 @@ def main() -> None:
             "h2o_automl": {"max_runtime_secs": 90, "max_models": 3, "nfolds": 3},
         },
         "tracking": {"experiment": "latency"},
+        "serving": serving or {},
     }
     config_path = workdir / "latency.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    report = train_models(config_path=str(config_path), families=args.families)
+    return uri, train_models(config_path=str(config_path), families=families)
+
+
+def make_champion(model_uri: str, name: str) -> None:
+    """Register ``model_uri`` as a new version of ``name`` and alias it ``@champion``."""
+    import mlflow
+
+    version = mlflow.register_model(model_uri, name).version
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--families", nargs="*", default=list(FAMILIES))
+    parser.add_argument("--features", default="spectral_prosodic", help="feature set served")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="ser-latency-"))
+    uri, report = train_demo_models(workdir, args.families, features=args.features)
+
+    from experiments.local_server import free_port, running
+    from experiments.serving import serve_command, serving_environment
+
     body = json.dumps(
-        {"dataframe_split": {"columns": ["audio"], "data": [[four_second_clip(demo)]]}}
+        {"dataframe_split": {"columns": ["audio"], "data": [[four_second_clip(workdir / "demo")]]}}
     ).encode()
     results = {}
-    client = mlflow.MlflowClient()
     for family in report.families:
         if family.status != "FINISHED":
             print(f"{family.family}: training failed ({family.error}); skipped")
             continue
         name = f"latency-{family.family}"
-        version = mlflow.register_model(family.model_uri, name).version
-        client.set_registered_model_alias(name, "champion", version)
+        make_champion(family.model_uri, name)
         port = free_port()
-        log = (workdir / f"{family.family}.log").open("w")
-        server = subprocess.Popen(
+        with running(
             serve_command(name, port=port),
             env=serving_environment(uri),
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        try:
-            wait_until_serving(f"http://127.0.0.1:{port}/ping", process=server, timeout=240)
+            log_path=workdir / f"{family.family}.log",
+            ready_url=f"http://127.0.0.1:{port}/ping",
+            timeout=240,
+        ):
             url = f"http://127.0.0.1:{port}/invocations"
             sequential = measure(url, body, args.requests, 1)
             concurrent = measure(url, body, args.requests, 8)
-        finally:
-            stop(server)
         results[family.family] = (sequential, concurrent)
         print(
             f"{family.family:12s} sequential p50 {sequential[0]:6.1f} ms  p95 {sequential[1]:6.1f}"

@@ -2,8 +2,10 @@
 
 It carries the whole inference path (decode, the training feature set's loading and
 description, the fitted classifier) so ``mlflow models serve`` needs nothing else.  Bad
-input raises ``MlflowException`` with ``INVALID_PARAMETER_VALUE``, which the scoring server
-answers with HTTP 400 and the message, and keeps serving.
+input raises :class:`RequestError` (an ``MlflowException``), which the scoring server answers
+with HTTP 400 and only the message naming the problem, and keeps serving.  When the server's
+per-request timeout (``MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT``) is set, a request still being
+described after it stops at the next clip or piece (HTTP 504) instead of using the CPU on.
 
 What it knows about the speaker: nothing, unless told.  A lone clip is scored on its own.
 When rows carry a ``session`` id (one speaker: a call, a therapy session, an enrolment) and
@@ -17,7 +19,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
+import re
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,8 +31,9 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np
 import pandas as pd
+from mlflow.environment_variables import MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import DEADLINE_EXCEEDED, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 from experiments.speaker_norm import MIN_CLIPS_PER_SPEAKER, standardise_per_speaker
@@ -50,9 +56,34 @@ DEFAULT_MAX_DURATION_S = 600.0
 DEFAULT_MAX_SEGMENT_S = 8.0
 
 
-def bad_request(message: str) -> MlflowException:
+class RequestError(MlflowException):
+    """A request the model cannot answer: HTTP ``status`` with exactly ``message``.
+
+    MLflow's scoring server reassigns ``message`` of a model's ``MlflowException`` to
+    ``Failed to predict data '<the input frame>'. Error: ...`` before it answers with
+    :meth:`serialize_as_json` and :meth:`get_http_status_code`; both are overridden here so
+    the answer carries the message given, not the request's data.
+    """
+
+    def __init__(
+        self, message: str, *, status: int = 400, error_code: int = INVALID_PARAMETER_VALUE
+    ) -> None:
+        super().__init__(message, error_code=error_code)
+        self.reason = message
+        self.status = status
+
+    def serialize_as_json(self) -> str:
+        """``{"error_code": ..., "message": <the message given>}``."""
+        return json.dumps({"error_code": self.error_code, "message": self.reason})
+
+    def get_http_status_code(self) -> int:
+        """The HTTP status of the answer."""
+        return self.status
+
+
+def bad_request(message: str) -> RequestError:
     """An error the scoring server turns into HTTP 400 with ``message``."""
-    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+    return RequestError(message)
 
 
 class EmotionModel(PythonModel):
@@ -70,6 +101,8 @@ class EmotionModel(PythonModel):
         config = context.model_config or {}
         self.max_duration_s = float(config.get("max_duration_s", DEFAULT_MAX_DURATION_S))
         self.max_segment_s = float(config.get("max_segment_s", DEFAULT_MAX_SEGMENT_S))
+        timeout = MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
+        self.timeout_s = float(timeout.get()) if timeout.defined else None
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         """One output row per input row; raises a 400-mapped error for any bad row."""
@@ -79,8 +112,9 @@ class EmotionModel(PythonModel):
             )
         if len(model_input) == 0:
             raise bad_request("input has no rows")
+        deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
         described = [
-            self._describe(value, position)
+            self._describe(value, position, deadline)
             for position, value in enumerate(model_input[AUDIO_COLUMN])
         ]
         normalised = self._session_rows(model_input)
@@ -117,8 +151,11 @@ class EmotionModel(PythonModel):
             described[i] = (spans, normalised.iloc[start:end].reset_index(drop=True))
             start = end
 
-    def _describe(self, value: Any, position: int) -> tuple[list, pd.DataFrame]:
-        """Decode one row, split it at pauses if long, and describe every piece."""
+    def _describe(
+        self, value: Any, position: int, deadline: float | None
+    ) -> tuple[list, pd.DataFrame]:
+        """Decode one row, split it at pauses if long, and describe every piece in time."""
+        self._check_deadline(deadline, position)
         clip = self._decode(value, position)
         if clip.duration_s > self.max_duration_s:
             raise bad_request(
@@ -131,11 +168,23 @@ class EmotionModel(PythonModel):
             else speech_segments(clip.samples, clip.sample_rate, max_segment_s=self.max_segment_s)
         )
         pieces = [_cut(clip, start, end) for start, end in spans]
-        described = [self.spec.describe(piece) for piece in pieces]
+        described = []
+        for piece in pieces:
+            self._check_deadline(deadline, position)
+            described.append(self.spec.describe(piece))
         columns = list(described[0])
         # One float block: building a frame from a list of dicts costs ~70 ms at 6373 columns.
         values = np.array([[row[name] for name in columns] for row in described])
         return spans, pd.DataFrame(values, columns=columns)
+
+    def _check_deadline(self, deadline: float | None, position: int) -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise RequestError(
+                f"row {position}: the request took longer than the {self.timeout_s:g} s limit; "
+                "send fewer or shorter clips per request",
+                status=504,
+                error_code=DEADLINE_EXCEEDED,
+            )
 
     def _answer(
         self, spans: list[tuple[float, float]], features: pd.DataFrame, *, normalised: bool
@@ -169,13 +218,29 @@ class EmotionModel(PythonModel):
         try:
             raw = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError) as exc:
+            hint = (
+                "; it looks like a file path: send the file's bytes, base64-encoded"
+                if _looks_like_path(value)
+                else ""
+            )
             raise bad_request(
-                f"row {position}: {AUDIO_COLUMN!r} is not valid base64 ({exc})"
+                f"row {position}: {AUDIO_COLUMN!r} is not valid base64 ({exc}){hint}"
             ) from None
         try:
             return load_audio(raw, options=self.spec.load)
         except AudioError as exc:
             raise bad_request(f"row {position}: {exc}") from None
+
+
+def _looks_like_path(value: str | bytes) -> bool:
+    """Whether a short value reads like a file name or path rather than encoded audio."""
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    return len(text) < 4096 and bool(_PATH_LIKE.search(text))
+
+
+_PATH_LIKE = re.compile(
+    r"(^(/|~|\.{1,2}/|[A-Za-z]:\\|file:)|\.(wav|flac|mp3|ogg|aiff?|m4a)$)", re.IGNORECASE
+)
 
 
 def _cut(clip: Clip, start: float, end: float) -> Clip:

@@ -1,4 +1,15 @@
-"""How the champion is served: the ``mlflow models serve`` command and the environment it needs."""
+"""How the champion is served: the ``mlflow models serve`` command and the environment it needs.
+
+Limits of the server (both environment variables of the server process, so they hold for
+every model it serves; ``ser serve --max-request-mb/--timeout`` set them):
+
+- ``SER_MAX_REQUEST_MB`` (default 8 MiB): a larger request body gets HTTP 413.
+- ``MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT`` (MLflow's own ``--timeout``, default 60 s): a
+  request still running after it gets HTTP 504, and the model stops describing it.
+
+Both are enforced by :mod:`experiments.serving_limits`, which uvicorn loads as its HTTP
+protocol (``UVICORN_HTTP``); error answers are MLflow-style JSON naming the problem.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +19,10 @@ import sys
 from pathlib import Path
 
 from experiments.registry import CHAMPION
+from experiments.serving_limits import MAX_REQUEST_MB_ENV
+
+#: uvicorn's HTTP protocol for the scoring server: h11 behind the request limits.
+HTTP_PROTOCOL = "experiments.serving_limits:LimitedH11Protocol"
 
 
 def model_uri(model_name: str, alias: str = CHAMPION) -> str:
@@ -15,14 +30,20 @@ def model_uri(model_name: str, alias: str = CHAMPION) -> str:
     return f"models:/{model_name}@{alias}"
 
 
-def serving_environment(tracking_uri: str) -> dict[str, str]:
-    """The process environment for the scoring server: registry, Keras backend, Java, PATH.
+def serving_environment(
+    tracking_uri: str, *, max_request_mb: float | None = None
+) -> dict[str, str]:
+    """The process environment for the scoring server: registry, limits, Keras, Java, PATH.
 
     The virtualenv's ``bin`` goes first on PATH (the server starts ``uvicorn`` from there).
+    ``max_request_mb`` sets ``SER_MAX_REQUEST_MB``; otherwise an inherited value or 8 MiB.
     """
     env = dict(os.environ)
     env["MLFLOW_TRACKING_URI"] = tracking_uri
     env["MLFLOW_REGISTRY_URI"] = tracking_uri
+    env["UVICORN_HTTP"] = HTTP_PROTOCOL
+    if max_request_mb is not None:
+        env[MAX_REQUEST_MB_ENV] = f"{max_request_mb:g}"
     env.setdefault("KERAS_BACKEND", "torch")
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
@@ -33,10 +54,20 @@ def serving_environment(tracking_uri: str) -> dict[str, str]:
 
 
 def serve_command(
-    model_name: str, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 1
+    model_name: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    workers: int = 1,
+    timeout_s: int | None = None,
 ) -> list[str]:
-    """The ``mlflow models serve`` command line for ``models:/NAME@champion``."""
+    """The ``mlflow models serve`` command line for ``models:/NAME@champion``.
+
+    ``timeout_s`` is MLflow's ``--timeout``; without it MLflow reads
+    ``MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT`` (default 60 s).
+    """
     mlflow_cli = Path(sys.executable).with_name("mlflow")
+    timeout = ["--timeout", str(timeout_s)] if timeout_s is not None else []
     return [
         str(mlflow_cli),
         "models",
@@ -51,4 +82,5 @@ def serve_command(
         str(port),
         "--workers",
         str(workers),
+        *timeout,
     ]

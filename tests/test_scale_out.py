@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 import yaml
+from ci_requirements import require
 from synthetic_features import speaker_blobs
 
 pytestmark = pytest.mark.slow
@@ -33,10 +34,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 START_POSTGRES = ROOT / "scripts" / "start_postgres.sh"
 BIN = Path(sys.executable).parent
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 def free_port(pair: bool = False) -> int:
@@ -241,15 +238,6 @@ def postgres_bindir() -> Path | None:
         key=lambda p: [int(x) if x.isdigit() else 0 for x in p.parts[-3].split(".")],
     )
     return found[-1].parent if found else None
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip when ``condition`` fails, except under CI, which installs everything: fail there."""
-    if condition:
-        return
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: .ci/run is expected to install it)")
-    pytest.skip(reason)
 
 
 @contextlib.contextmanager

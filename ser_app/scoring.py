@@ -1,0 +1,164 @@
+"""Score audio with a registered model: in-process through its pyfunc, or over HTTP.
+
+Both scorers send the same request (a base64 ``audio`` column) to the same served model and
+return one row of its answer as a dict, so the page and the command line never have an
+inference path of their own. A request the model refuses raises :class:`ScoringError` with
+the model's own message.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from experiments.registry import CHAMPION
+
+#: Corpus name of the synthetic demo speakers (``ser_features.demo_corpus``).
+SYNTHETIC_CORPUS = "synthetic_demo"
+
+
+class ScoringError(RuntimeError):
+    """The model could not answer: the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelDetails:
+    """What the page says about a registered model version."""
+
+    reference: str
+    version: str
+    family: str
+    feature_set: str
+    uar: float | None
+    synthetic: bool
+
+    def describe(self) -> str:
+        """One line for people."""
+        score = f", test UAR {self.uar:.3f}" if self.uar is not None else ""
+        return (
+            f"`{self.reference}` (version {self.version}: {self.family} on "
+            f"{self.feature_set}{score})"
+        )
+
+
+def request_body(audio: bytes) -> bytes:
+    """The JSON body ``mlflow models serve`` expects for one clip."""
+    encoded = base64.b64encode(audio).decode()
+    return json.dumps({"dataframe_split": {"columns": ["audio"], "data": [[encoded]]}}).encode()
+
+
+class EndpointScorer:
+    """Scores through a running ``mlflow models serve`` at ``url``."""
+
+    def __init__(self, url: str, *, timeout_s: float = 120.0) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+
+    def score(self, audio: bytes) -> dict[str, Any]:
+        """The served answer for ``audio`` (the bytes of a file in any format it reads)."""
+        endpoint = self.url.rstrip("/") + "/invocations"
+        request = urllib.request.Request(
+            endpoint, request_body(audio), {"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return json.load(response)["predictions"][0]
+        except urllib.error.HTTPError as exc:
+            raise ScoringError(_server_message(exc)) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ScoringError(
+                f"cannot reach the model server at {self.url} ({reason}); start it with "
+                "`ser serve` or drop --model-url to score in-process"
+            ) from None
+
+
+class RegistryScorer:
+    """Scores in-process with ``models:/NAME@alias`` (or ``models:/NAME/VERSION``)."""
+
+    def __init__(self, model_uri: str) -> None:
+        self.model_uri = model_uri
+
+    def score(self, audio: bytes) -> dict[str, Any]:
+        """The answer of the model's pyfunc for ``audio``."""
+        import mlflow
+        import pandas as pd
+
+        model = _load_pyfunc(self.model_uri)
+        encoded = base64.b64encode(audio).decode()
+        try:
+            row = model.predict(pd.DataFrame({"audio": [encoded]})).iloc[0]
+        except mlflow.exceptions.MlflowException as exc:
+            raise ScoringError(exc.message) from None
+        return json.loads(json.dumps(row.to_dict(), default=_plain))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_pyfunc(model_uri: str):
+    import mlflow
+
+    try:
+        return mlflow.pyfunc.load_model(model_uri)
+    except mlflow.exceptions.MlflowException as exc:
+        raise ScoringError(
+            f"cannot load {model_uri}: {exc.message}; train and promote a model first "
+            "(`ser demo`, or `ser train` then `ser promote`)"
+        ) from None
+
+
+def model_choices(model_name: str) -> list[str]:
+    """Every alias (``@champion`` first) and version number of ``model_name``, as references."""
+    from mlflow import MlflowClient
+
+    versions = MlflowClient().search_model_versions(f"name='{model_name}'")
+    aliases = sorted({a for v in versions for a in v.aliases}, key=lambda a: (a != CHAMPION, a))
+    numbers = sorted((int(v.version) for v in versions), reverse=True)
+    return [f"@{alias}" for alias in aliases] + [f"version {n}" for n in numbers]
+
+
+def choice_uri(model_name: str, choice: str) -> str:
+    """``models:/...`` for a choice of :func:`model_choices`."""
+    if choice.startswith("@"):
+        return f"models:/{model_name}{choice}"
+    return f"models:/{model_name}/{choice.removeprefix('version ').strip()}"
+
+
+def model_details(model_name: str, choice: str) -> ModelDetails:
+    """Version, family, feature set, test UAR and whether the demo corpus trained it."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    if choice.startswith("@"):
+        version = client.get_model_version_by_alias(model_name, choice[1:])
+    else:
+        version = client.get_model_version(model_name, choice.removeprefix("version ").strip())
+    run = client.get_run(version.run_id)
+    params, tags = run.data.params, run.data.tags
+    corpora = tags.get("training_corpora") or params.get("test_speakers", "")
+    return ModelDetails(
+        reference=f"{model_name}{choice}" if choice.startswith("@") else f"{model_name} {choice}",
+        version=str(version.version),
+        family=tags.get("model_family", "?"),
+        feature_set=params.get("feature_set", "?"),
+        uar=run.data.metrics.get("uar"),
+        synthetic=SYNTHETIC_CORPUS in corpora,
+    )
+
+
+def _server_message(error: urllib.error.HTTPError) -> str:
+    body = error.read().decode(errors="replace")
+    try:
+        message = json.loads(body).get("message", body)
+    except ValueError:
+        message = body
+    return f"the model server answered {error.code}: {message}"
+
+
+def _plain(value: Any) -> Any:
+    """JSON for NumPy scalars and arrays inside an answer."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)

@@ -1,0 +1,135 @@
+"""The served model's limits: clean 400 messages, a body-size limit (413), a timeout (504).
+
+One small model (sklearn_linear on the SYNTHETIC demo corpus) and one real
+``mlflow models serve`` process for the module, started as ``ser serve`` starts it, with a
+2 s timeout and the default 8 MiB body limit; real HTTP through ``requests``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import mlflow
+import pytest
+import requests
+import soundfile as sf
+import yaml
+from mlflow import MlflowClient
+
+from experiments.local_server import free_port, running
+from experiments.registry import CHAMPION
+from experiments.serving import serve_command, serving_environment
+from experiments.serving_limits import DEFAULT_MAX_REQUEST_MB
+from flows.train import train_models
+from ser_features.demo_corpus import generate_demo_corpus
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+TIMEOUT_S = 2
+MODEL_NAME = "limits"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> dict:
+    """A trained champion behind ``mlflow models serve``: its URL and a good request."""
+    root = tmp_path_factory.mktemp("limits")
+    demo = root / "demo"
+    generate_demo_corpus(demo, n_speakers=3)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    config = {
+        "name": "limits",
+        "data": {"folders": [str(demo)], "features_dir": str(root / "features")},
+        "protocol": {"test_speakers": ["synthetic_demo_03"]},
+        "trainers": {"sklearn_linear": {"param_grid": {"C": [0.01]}, "cv_folds": 2}},
+        "tracking": {"experiment": "limits"},
+    }
+    config_path = root / "limits.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    (family,) = train_models(config_path=str(config_path)).families
+    assert family.status == "FINISHED", family.error
+    version = mlflow.register_model(family.model_uri, MODEL_NAME).version
+    MlflowClient().set_registered_model_alias(MODEL_NAME, CHAMPION, version)
+    clip = base64.b64encode(sorted(demo.rglob("*.wav"))[0].read_bytes()).decode()
+    port = free_port()
+    with running(
+        serve_command(MODEL_NAME, port=port, timeout_s=TIMEOUT_S),
+        env=serving_environment(uri),
+        log_path=root / "server.log",
+        ready_url=f"http://127.0.0.1:{port}/ping",
+    ) as process:
+        url = f"http://127.0.0.1:{port}/invocations"
+        for _ in range(3):  # the first request warms librosa up and may exceed the timeout
+            if post(url, [[clip]]).status_code == 200:
+                break
+        yield {"url": url, "clip": clip, "process": process}
+    mp.undo()
+
+
+def post(url: str, rows: list[list[str]], columns: tuple[str, ...] = ("audio",)):
+    frame = {"columns": list(columns), "data": rows}
+    return requests.post(url, json={"dataframe_split": frame}, timeout=60)
+
+
+def assert_still_serving(server: dict) -> None:
+    response = post(server["url"], [[server["clip"]]])
+    assert response.status_code == 200, response.text[:500]
+    assert server["process"].poll() is None
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns", "named"),
+    [
+        ([["not base64 at all!!"]], ("audio",), "not valid base64"),
+        ([[base64.b64encode(b"\0" * 32000).decode()]], ("audio",), "not decodable"),
+        ([["/home/me/call.wav"]], ("audio",), "looks like a file path"),
+        ([["UklGRg=="]], ("sound",), "missing inputs ['audio']"),
+    ],
+)
+def test_a_bad_request_gets_400_with_only_the_projects_message(server, rows, columns, named):
+    response = post(server["url"], rows, columns)
+    assert response.status_code == 400
+    body = response.json()
+    assert set(body) == {"error_code", "message"}
+    assert named in body["message"]
+    assert "Failed to" not in body["message"]
+    assert rows[0][0] not in body["message"]  # the request's data is not echoed
+
+
+def test_a_body_that_is_not_json_is_named_not_echoed(server):
+    response = requests.post(
+        server["url"], data=b"audio=secret", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "not valid JSON" in response.json()["message"]
+    assert "secret" not in response.text
+
+
+def test_an_oversize_body_gets_413_and_the_server_answers_after(server):
+    too_big = "A" * int((DEFAULT_MAX_REQUEST_MB + 1) * 2**20)
+    response = post(server["url"], [[too_big]])
+    assert response.status_code == 413
+    message = response.json()["message"]
+    assert "limit is 8 MiB" in message and "SER_MAX_REQUEST_MB" in message
+    assert_still_serving(server)
+
+
+def short_clip(clip_b64: str) -> str:
+    """Half a second of the clip at 8 kHz, 8-bit: ~5 kB that still take a full description."""
+    samples, rate = sf.read(io.BytesIO(base64.b64decode(clip_b64)), dtype="float32")
+    buffer = io.BytesIO()
+    sf.write(buffer, samples[:: rate // 8000][:4000], 8000, format="WAV", subtype="PCM_U8")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_a_request_over_the_timeout_gets_504_and_the_server_answers_after(server):
+    # 600 short clips (3 MB) take well over the 2 s limit to describe
+    response = post(server["url"], [[short_clip(server["clip"])]] * 600)
+    assert response.status_code == 504
+    body = response.json()
+    assert body["error_code"] == "DEADLINE_EXCEEDED"
+    assert f"{TIMEOUT_S} s limit" in body["message"]
+    assert_still_serving(server)
+

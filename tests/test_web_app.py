@@ -1,0 +1,162 @@
+"""``ser app`` in a real headless Chromium, scoring through a real ``mlflow models serve``."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+from browser import CHROMEDRIVER, CHROMIUM, headless_chrome, open_page, upload_and_score
+from ci_requirements import require
+
+from experiments.local_server import free_port, running
+from experiments.serving import serve_command, serving_environment
+from flows.promote import promote_model
+from flows.train import train_models
+from ser_features.demo_corpus import generate_demo_corpus
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+SER = Path(sys.executable).with_name("ser")
+
+
+def write_config(folder: Path, name: str, data: Path, c_grid: list[float]) -> Path:
+    config = {
+        "name": name,
+        "data": {
+            "folders": [str(data)],
+            "features": "spectral_prosodic",
+            "features_dir": str(folder / "features"),
+        },
+        "protocol": {"kind": "speaker_independent", "test_speakers": ["synthetic_demo_04"]},
+        "trainers": {"sklearn_linear": {"param_grid": {"C": c_grid}, "cv_folds": 2}},
+        "tracking": {"experiment": "ser-app-tests"},
+        "registry": {"model_name": "ser-emotion", "metric": "uar"},
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, shared_data):
+    """Two registered versions, the champion served over HTTP, and ``ser app`` in front."""
+    require(bool(CHROMIUM and CHROMEDRIVER), "chromium and chromedriver are not installed")
+    root = tmp_path_factory.mktemp("web-app")
+    data = root / "demo"
+    generate_demo_corpus(data, n_speakers=4)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    mp.chdir(root)
+    for name, grid in (("first", [0.01]), ("second", [1.0])):
+        config = write_config(root, name, data, grid)
+        train_models(config_path=str(config))
+        promote_model(config_path=str(config))
+    env = {**serving_environment(uri), "GRADIO_ANALYTICS_ENABLED": "False"}
+    model_port, app_port = free_port(), free_port()
+    model_url = f"http://127.0.0.1:{model_port}"
+    with (
+        running(
+            serve_command("ser-emotion", port=model_port),
+            env=env,
+            log_path=root / "serve.log",
+            ready_url=f"{model_url}/ping",
+        ),
+        running(
+            [str(SER), "app", "--port", str(app_port), "--model-url", model_url],
+            env=env,
+            log_path=root / "app.log",
+            ready_url=f"http://127.0.0.1:{app_port}/",
+        ),
+    ):
+        yield {"url": f"http://127.0.0.1:{app_port}/", "root": root, "uri": uri}
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require(bool(CHROMIUM and CHROMEDRIVER), "chromium and chromedriver are not installed")
+    driver = headless_chrome()
+    yield driver
+    driver.quit()
+
+
+def in_process_emotion(clip: Path) -> str:
+    model = mlflow.pyfunc.load_model("models:/ser-emotion@champion")
+    audio = base64.b64encode(clip.read_bytes()).decode()
+    return model.predict(pd.DataFrame({"audio": [audio]})).iloc[0]["emotion"]
+
+
+def test_page_names_the_champion_and_warns_it_learned_synthetic_speech(app_url, browser):
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, app_url["url"])
+    header = browser.find_element(By.ID, "model-header").text
+    assert "ser-emotion@champion" in header and "sklearn_linear" in header
+    assert "served at http://127.0.0.1:" in header
+    assert "synthetic demo corpus" in header
+
+
+def test_a_real_clip_gets_its_emotion_timeline_probabilities_and_a_comparison(
+    app_url, browser, shared_data
+):
+    from selenium.webdriver.common.by import By
+
+    clip = sorted((shared_data / "ravdess" / "Actor_02").glob("03-01-05-02-*.flac"))[0]
+    open_page(browser, app_url["url"])
+    labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#compare label") if e.text]
+    other = next(label for label in labels if label.startswith("version"))
+    upload_and_score(browser, clip, compare=other)
+
+    assert browser.find_element(By.ID, "status").text.strip() == ""
+    summary = browser.find_element(By.ID, "summary").text
+    expected = in_process_emotion(clip)  # the same pyfunc, loaded here, says the same
+    assert f"@champion: {expected} (" in summary
+    assert "Share of speech time:" in summary
+    assert browser.find_elements(By.CSS_SELECTOR, "#timeline img"), "no timeline picture"
+    probabilities = browser.find_element(By.ID, "probabilities").text
+    for label in ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"):
+        assert label in probabilities
+    assert f"{other}:" in browser.find_element(By.ID, "other-summary").text
+    assert browser.find_elements(By.CSS_SELECTOR, "#other-timeline img")
+    browser.save_screenshot(str(app_url["root"] / "app.png"))
+
+
+def test_a_file_that_is_not_audio_shows_a_readable_message(app_url, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    fake = tmp_path / "notes.wav"
+    fake.write_text("these are meeting notes, not a recording\n" * 20)
+    open_page(browser, app_url["url"])
+    upload_and_score(browser, fake)
+    status = browser.find_element(By.ID, "status").text
+    assert "Could not score this audio" in status
+    assert "not decodable audio" in status and "convert it to WAV or FLAC" in status
+    assert "Traceback" not in browser.page_source
+
+
+def test_ser_predict_writes_the_timeline_picture(app_url, shared_data, tmp_path):
+    import subprocess
+
+    clips = sorted((shared_data / "ravdess" / "Actor_02").glob("*.flac"))[:2]
+    picture = tmp_path / "timeline.png"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": app_url["uri"]}
+    result = subprocess.run(
+        [str(SER), "predict", *map(str, clips), "--plot", str(picture)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for clip in clips:
+        drawn = tmp_path / f"timeline-{clip.stem}.png"
+        assert drawn.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert str(drawn) in result.stdout.replace("\n", "")
