@@ -227,7 +227,7 @@ class EmotionModel(PythonModel):
                 f"row {position}: {AUDIO_COLUMN!r} is not valid base64 ({exc}){hint}"
             ) from None
         try:
-            return load_audio(raw, options=self.spec.load)
+            return load_audio(raw, options=self.spec.load, max_duration_s=self.max_duration_s)
         except AudioError as exc:
             raise bad_request(f"row {position}: {exc}") from None
 

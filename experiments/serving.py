@@ -45,6 +45,9 @@ def serving_environment(
     if max_request_mb is not None:
         env[MAX_REQUEST_MB_ENV] = f"{max_request_mb:g}"
     env.setdefault("KERAS_BACKEND", "torch")
+    # glibc gives every thread that allocates its own arena; the scoring threads' decoded
+    # audio and feature blocks then stay resident as fragmentation. Two arenas bound it.
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
     java = shutil.which("java", path=env["PATH"])

@@ -62,15 +62,21 @@ class Clip:
         return len(self.samples) / self.sample_rate
 
 
-def load_audio(source: str | Path | bytes, *, options: LoadOptions | None = None) -> Clip:
+def load_audio(
+    source: str | Path | bytes,
+    *,
+    options: LoadOptions | None = None,
+    max_duration_s: float | None = None,
+) -> Clip:
     """Decode ``source`` (a path or the bytes of a file) into a validated :class:`Clip`.
 
     The container format is detected from the content, not the file name, so AIFF data
     behind a ``.wav`` name loads.  Raises :class:`AudioError` for empty, truncated, corrupt,
-    non-finite, silent or too-short audio.
+    non-finite, silent or too-short audio, and, with ``max_duration_s``, for audio whose
+    header declares it longer than that (checked before any sample is decoded).
     """
     options = options or LoadOptions()
-    data, original_rate = _decode(source)
+    data, original_rate = _decode(source, max_duration_s=max_duration_s)
     channels = data.shape[1]
     if not np.all(np.isfinite(data)):
         raise AudioError("audio contains NaN or infinite samples: the file is damaged")
@@ -89,7 +95,9 @@ def load_audio(source: str | Path | bytes, *, options: LoadOptions | None = None
     )
 
 
-def _decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
+def _decode(
+    source: str | Path | bytes, *, max_duration_s: float | None = None
+) -> tuple[np.ndarray, int]:
     """Read all frames as float32 ``(frames, channels)``, detecting the format from content."""
     if isinstance(source, bytes | bytearray):
         raw = bytes(source)
@@ -107,6 +115,11 @@ def _decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
         with sf.SoundFile(io.BytesIO(raw)) as handle:
             declared_frames = handle.frames
             rate = handle.samplerate
+            if max_duration_s is not None and declared_frames > max_duration_s * rate:
+                raise AudioError(
+                    f"audio is {declared_frames / rate:.0f} s long; the limit is "
+                    f"{max_duration_s:.0f} s (split the recording or raise max_duration_s)"
+                )
             data = handle.read(dtype="float32", always_2d=True)
             log = handle.extra_info
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:

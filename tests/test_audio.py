@@ -121,3 +121,10 @@ def test_real_quirky_files_load(shared_data):
     assert aiff.sample_rate == high_rate.sample_rate == RATE
     assert high_rate.original_sample_rate == 96000
     assert stereo.original_channels == 2
+
+
+def test_a_duration_limit_refuses_long_audio_before_decoding_it():
+    three_seconds = encode(tone(3.0))
+    assert load_audio(three_seconds, max_duration_s=5).duration_s == pytest.approx(3.0, abs=0.1)
+    with pytest.raises(AudioError, match="audio is 3 s long; the limit is 2 s"):
+        load_audio(three_seconds, max_duration_s=2)
