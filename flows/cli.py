@@ -41,8 +41,15 @@ def extract(
         None, "--dask-address", help="Run on an existing Dask cluster (tcp://host:8786)."
     ),
 ) -> None:
-    """Describe every labelled clip in DATA_DIRS into OUT/features.parquet (cached)."""
-    from flows.extract import extract_features
+    """Describe every labelled clip in DATA_DIRS into OUT/features.parquet (cached).
+
+    A killed run resumes from its checkpoint; a second run on the same OUT refuses while
+    the first is writing; a full disk stops with the previous tables intact.
+    """
+    from rich.markup import escape
+
+    from flows.extract import ExtractionBusyError, extract_features
+    from ser_features.parquet_io import TableWriteError
 
     if features not in FEATURE_SETS:
         _fail(f"unknown feature set {features!r}; choose one of: {', '.join(FEATURE_SETS)}")
@@ -54,13 +61,18 @@ def extract(
         from prefect_dask import DaskTaskRunner
 
         flow = extract_features.with_options(task_runner=DaskTaskRunner(address=dask_address))
-    summary = flow(
-        data_dirs=[str(d) for d in data_dirs],
-        out_dir=str(out),
-        feature_set=features,
-        workers=workers,
-        on_task_runner=bool(dask_address),
-    )
+    try:
+        summary = flow(
+            data_dirs=[str(d) for d in data_dirs],
+            out_dir=str(out),
+            feature_set=features,
+            workers=workers,
+            on_task_runner=bool(dask_address),
+        )
+    except (ExtractionBusyError, TableWriteError) as exc:
+        # One line however long the paths are (no wrapping), and no traceback.
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(code=2) from None
     console.print(f"[bold green]done:[/] {summary.describe()}")
     if summary.quarantined:
         console.print(f"see {out / 'quarantine.parquet'} for the reasons files were refused")
@@ -190,6 +202,12 @@ def predict(
         help="The files are clips of one speaker: score them together, speaker-normalised "
         "when the champion has a session model and there are at least 4 files.",
     ),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Write the timeline picture (PNG) here; with several files, one per file "
+        "named PLOT-STEM-<file name>.png.",
+    ),
 ) -> None:
     """Emotion of each file according to @champion, with its segment timeline."""
     import base64
@@ -214,6 +232,7 @@ def predict(
             _fail(f"session {session}: {getattr(exc, 'message', exc)}")
         for path, row in zip(files, rows, strict=True):
             _print_prediction(path, row._asdict())
+            _write_plot(model, path, row._asdict(), plot, several=len(files) > 1)
         return
     for path in files:
         try:
@@ -223,6 +242,27 @@ def predict(
             console.print(f"[red]{path}:[/] {getattr(exc, 'message', exc)}")
             continue
         _print_prediction(path, row)
+        _write_plot(model, path, row, plot, several=len(files) > 1)
+
+
+def _write_plot(model: Any, path: Path, row: Any, plot: Path | None, *, several: bool) -> None:
+    """Draw ``row`` over the waveform the model scored (its own loading options) to ``plot``."""
+    if plot is None:
+        return
+    from ser_app.timeline_plot import plot_timeline
+    from ser_features.audio import load_audio
+
+    target = plot.with_name(f"{plot.stem}-{path.stem}.png") if several else plot
+    clip = load_audio(path, options=model.unwrap_python_model().spec.load)
+    answer = dict(row)
+    plot_timeline(
+        clip.samples,
+        clip.sample_rate,
+        answer,
+        title=f"{path.name}: {answer['emotion']} ({answer['confidence']:.0%})",
+        path=target,
+    )
+    console.print(f"  timeline picture: {target}")
 
 
 def _print_prediction(path: Path, row: Any) -> None:
@@ -242,16 +282,26 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(5000, help="Port to listen on."),
     workers: int = typer.Option(1, "--workers", min=1, help="Scoring processes (one per core)."),
+    max_request_mb: float = typer.Option(
+        None, "--max-request-mb", min=0.001, help="Body limit, MiB (else $SER_MAX_REQUEST_MB or 8)."
+    ),
+    timeout: int = typer.Option(
+        None, "--timeout", min=1, help="Seconds per request (else MLflow's default, 60)."
+    ),
 ) -> None:
-    """Serve @champion with `mlflow models serve` (raw audio in, emotion out)."""
+    """Serve @champion with `mlflow models serve` (raw audio in, emotion out).
+
+    Bodies over the limit get HTTP 413; requests over the timeout get HTTP 504.
+    """
     import os
 
     from experiments.serving import serve_command, serving_environment
     from experiments.tracking import configure_tracking
 
-    command = serve_command(model_name, host=host, port=port, workers=workers)
+    command = serve_command(model_name, host=host, port=port, workers=workers, timeout_s=timeout)
     console.print(" ".join(command))
-    os.execve(command[0], command, serving_environment(configure_tracking()))
+    env = serving_environment(configure_tracking(), max_request_mb=max_request_mb)
+    os.execve(command[0], command, env)
 
 
 @app.command()
@@ -307,6 +357,23 @@ def ui(
     command = ui_command(backend_store_uri=default_backend_store_uri(), host=host, port=port)
     console.print(f"MLflow UI on http://{host}:{port}  ({' '.join(command)})")
     os.execve(command[0], command, {**os.environ, **UI_ENV})
+
+
+@app.command("app")
+def web_app(
+    port: int = typer.Option(7860, help="Port on 127.0.0.1."),
+    model_name: str = typer.Option("ser-emotion", "--model", help="Registered model name."),
+    model_url: str = typer.Option(
+        None, "--model-url", help="A running `mlflow models serve` (default: in-process)."
+    ),
+) -> None:
+    """A local web page: upload or record speech, see its emotion over time."""
+    from experiments.tracking import configure_tracking
+    from ser_app.page import launch
+
+    configure_tracking()
+    console.print(f"emotion app on http://127.0.0.1:{port} (Ctrl+C stops it)")
+    launch(model_name, port=port, model_url=model_url)
 
 
 @app.command()

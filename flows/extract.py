@@ -1,4 +1,10 @@
-"""The extraction flow: scan folders, reuse cached rows, describe new clips in parallel."""
+"""The extraction flow: scan folders, reuse cached rows, describe new clips in parallel.
+
+It survives faults: one extraction at a time writes an output folder (a lock file there;
+a second run refuses), every finished batch is checkpointed so a killed run resumes where
+it stopped, a damaged table is reported and rebuilt, and a full disk ends the run with one
+sentence and the previous tables intact.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +12,69 @@ import concurrent.futures
 import multiprocessing
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from prefect import flow, get_run_logger, task
+from prefect.futures import as_completed
+from prefect.states import Failed
 from rich.console import Console
 from rich.progress import Progress
 
 from ser_features.augmentation import get_augmentation
+from ser_features.checkpoint import BatchCheckpoint
 from ser_features.corpora import scan_folders
 from ser_features.extraction import ClipJob, ClipOutcome, content_digest, extract_batch
 from ser_features.feature_sets import DEFAULT_FEATURE_SET, get_feature_spec
 from ser_features.feature_table import assemble_tables, plan_from_cache, write_tables
+from ser_features.parquet_io import TableWriteError, discard_partial_writes
 
 BATCH_SIZE = 24
+LOCK_FILE = ".extract.lock"
+
+
+class ExtractionBusyError(RuntimeError):
+    """Another extraction is writing the output folder; this one changed nothing."""
+
+
+@contextmanager
+def output_lock(out: Path) -> Iterator[Path]:
+    """Hold ``out``'s lock file for the block, or raise :class:`ExtractionBusyError` at once.
+
+    The lock is an ``flock`` on ``out/.extract.lock``: the kernel releases it when the
+    holder exits or is killed, so a crashed run never blocks the next one.
+    """
+    path = out / LOCK_FILE
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(path, timeout=0)
+        lock.acquire()
+    except Timeout:
+        raise ExtractionBusyError(
+            f"another extraction is writing {out} (it holds {path}); this run changed "
+            "nothing: wait for that one to finish, or extract into another folder"
+        ) from None
+    except OSError as exc:
+        raise TableWriteError(
+            f"cannot create the lock file {path} ({exc.strerror or exc}); nothing was written"
+        ) from exc
+    try:
+        yield path
+    finally:
+        lock.release()
 
 
 @dataclass(frozen=True)
 class ExtractionSummary:
-    """What one extraction run did (``dropped``: stale rows of deleted or changed files)."""
+    """What one extraction run did.
+
+    ``dropped``: stale rows of deleted or changed files; ``resumed``: cached rows that came
+    from the checkpoint of an interrupted run.
+    """
 
     out_dir: str
     feature_set: str
@@ -36,13 +85,15 @@ class ExtractionSummary:
     quarantined: int
     dropped: int
     seconds: float
+    resumed: int = 0
 
     def describe(self) -> str:
         """One line for people."""
+        resumed = f" ({self.resumed} from an interrupted run)" if self.resumed else ""
         return (
             f"{self.rows} feature rows ({self.feature_set}) in {self.out_dir}: "
-            f"extracted {self.extracted}, cached {self.cached}, skipped {self.skipped}, "
-            f"quarantined {self.quarantined}, dropped {self.dropped} "
+            f"extracted {self.extracted}, cached {self.cached}{resumed}, "
+            f"skipped {self.skipped}, quarantined {self.quarantined}, dropped {self.dropped} "
             f"[{self.seconds:.1f} s]"
         )
 
@@ -69,34 +120,60 @@ def describe_clips(jobs: list[ClipJob], feature_set: str) -> list[ClipOutcome]:
     return extract_batch(jobs, feature_set)
 
 
+@dataclass
+class DescribedClips:
+    """The outcomes of the batches that finished, and the error that stopped the rest."""
+
+    outcomes: list[ClipOutcome]
+    write_error: TableWriteError | None = None
+
+
 @task(name="describe-clips-in-processes")
 def describe_clips_in_processes(
-    jobs: list[ClipJob], feature_set: str, workers: int
-) -> list[ClipOutcome]:
-    """Describe ``jobs`` in ``workers`` local processes.
+    jobs: list[ClipJob],
+    feature_set: str,
+    workers: int,
+    checkpoint: BatchCheckpoint | None = None,
+) -> DescribedClips:
+    """Describe ``jobs`` in ``workers`` local processes, saving each batch to ``checkpoint``.
 
-    Progress shows as a bar on a terminal and as log lines as batches finish.
+    Progress shows as a bar on a terminal and as log lines as batches finish.  A batch
+    that cannot be saved (a full disk) stops the work; the error is returned rather than
+    raised, so the run ends with its message instead of a traceback.
     """
     logger = get_run_logger()
     outcomes: list[ClipOutcome] = []
     if workers == 1 or len(jobs) <= BATCH_SIZE:  # starting processes would cost more
-        return extract_batch(jobs, feature_set)
+        try:
+            for batch in _batches(jobs):
+                done = extract_batch(batch, feature_set)
+                if checkpoint is not None:
+                    checkpoint.save(done)
+                outcomes.extend(done)
+        except TableWriteError as exc:
+            return DescribedClips(outcomes, exc)
+        return DescribedClips(outcomes)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["ser_features.extraction"])
-    with (
-        ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_one_thread_per_worker
-        ) as pool,
-        Progress(disable=not sys.stderr.isatty(), console=Console(stderr=True)) as bar,
-    ):
-        task_id = bar.add_task(f"describing clips ({feature_set})", total=len(jobs))
-        pending = [pool.submit(extract_batch, batch, feature_set) for batch in _batches(jobs)]
-        for done in concurrent.futures.as_completed(pending):
-            batch = done.result()
-            outcomes.extend(batch)
-            bar.advance(task_id, len(batch))
-            logger.info("described %d/%d clips", len(outcomes), len(jobs))
-    return outcomes
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_one_thread_per_worker
+    )
+    try:
+        with Progress(disable=not sys.stderr.isatty(), console=Console(stderr=True)) as bar:
+            task_id = bar.add_task(f"describing clips ({feature_set})", total=len(jobs))
+            pending = [pool.submit(extract_batch, batch, feature_set) for batch in _batches(jobs)]
+            for finished in concurrent.futures.as_completed(pending):
+                batch = finished.result()
+                if checkpoint is not None:
+                    checkpoint.save(batch)
+                outcomes.extend(batch)
+                bar.advance(task_id, len(batch))
+                logger.info("described %d/%d clips", len(outcomes), len(jobs))
+    except TableWriteError as exc:
+        return DescribedClips(outcomes, exc)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return DescribedClips(outcomes)
 
 
 def _one_thread_per_worker() -> None:
@@ -125,16 +202,47 @@ def extract_features(
     task per batch on the flow's task runner (a Dask cluster through ``DaskTaskRunner``).
     With ``augmentation``, every clip is described after that seeded transformation (a
     training-side table of copies; see :mod:`ser_features.augmentation`).
+
+    While another extraction writes ``out_dir`` this raises :class:`ExtractionBusyError`;
+    when a table cannot be written (a full disk) it raises
+    :class:`~ser_features.parquet_io.TableWriteError` and the previous tables stay as they
+    were.  Either way the flow run ends Failed with that one-line message, no traceback.
     """
+    try:
+        with output_lock(Path(out_dir)):
+            return _extract(
+                data_dirs, Path(out_dir), feature_set, workers, on_task_runner, augmentation
+            )
+    except (ExtractionBusyError, TableWriteError) as exc:
+        # A Failed state rather than a raise: Prefect logs its message, not a traceback,
+        # and calling the flow still raises ``exc``.
+        return Failed(message=str(exc), data=exc)
+
+
+def _extract(
+    data_dirs: list[str],
+    out: Path,
+    feature_set: str,
+    workers: int,
+    on_task_runner: bool,
+    augmentation: str | None,
+) -> ExtractionSummary:
+    """The body of :func:`extract_features`, run while holding the folder's lock."""
     logger = get_run_logger()
     started = time.perf_counter()
     spec = get_feature_spec(feature_set)
     tag = get_augmentation(augmentation).tag if augmentation else None
-    out = Path(out_dir)
+    made_with = f"{spec.tag}+{tag}" if tag else spec.tag
+    discard_partial_writes(out)  # temporary files of a killed run
+    checkpoint = BatchCheckpoint(out, made_with)
     jobs, unreadable, skipped = scan_audio_folders(data_dirs)
     if augmentation:
         jobs = [replace(job, augmentation=augmentation) for job in jobs]
-    plan = plan_from_cache(jobs, out, spec, augmentation=tag)
+    plan = plan_from_cache(jobs, out, spec, augmentation=tag, checkpoint=checkpoint)
+    for problem in plan.problems:
+        logger.warning(problem)
+    if plan.resumed:
+        logger.info("resuming an interrupted run: %d clips were already described", plan.resumed)
     total = len(plan.to_extract)
     logger.info(
         "%d labelled clips, %d to describe with %s%s, %d skipped",
@@ -146,15 +254,23 @@ def extract_features(
     )
     if on_task_runner:
         futures = [describe_clips.submit(batch, feature_set) for batch in _batches(plan.to_extract)]
-        fresh = [outcome for future in futures for outcome in future.result()]
+        fresh = []
+        for future in as_completed(futures):
+            batch = future.result()
+            checkpoint.save(batch)
+            fresh.extend(batch)
     else:
-        fresh = describe_clips_in_processes(plan.to_extract, feature_set, workers)
+        described = describe_clips_in_processes(plan.to_extract, feature_set, workers, checkpoint)
+        if described.write_error is not None:
+            raise described.write_error
+        fresh = described.outcomes
     outcomes = [*unreadable, *fresh]
     features, quarantine = assemble_tables(plan, outcomes)
     write_tables(out, spec, features, quarantine, skipped, augmentation=tag)
+    checkpoint.clear()
     summary = ExtractionSummary(
         out_dir=str(out),
-        feature_set=f"{spec.tag}+{tag}" if tag else spec.tag,
+        feature_set=made_with,
         rows=len(features),
         extracted=sum(outcome.ok for outcome in outcomes),
         cached=len(plan.reused_features),
@@ -162,6 +278,7 @@ def extract_features(
         quarantined=len(quarantine),
         dropped=plan.dropped,
         seconds=time.perf_counter() - started,
+        resumed=plan.resumed,
     )
     logger.info(summary.describe())
     for _, row in quarantine.iterrows():

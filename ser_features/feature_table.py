@@ -4,21 +4,31 @@ An output folder holds ``manifest.parquet`` (one row per described clip),
 ``features.parquet`` (the manifest columns plus the feature columns, with the feature set's
 name and version in the parquet metadata), ``quarantine.parquet`` (files that could not be
 used, with the reason) and ``skipped.parquet`` (files that are not labelled audio).
+
+The four files are replaced together, only after all of them were written in full; an
+earlier table that is unreadable is reported and rebuilt rather than trusted.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ser_features.checkpoint import BatchCheckpoint
 from ser_features.extraction import MANIFEST_COLUMNS, ClipJob, ClipOutcome
 from ser_features.feature_sets import FeatureSpec
+from ser_features.parquet_io import (
+    TableWriteError,
+    read_checked,
+    stage_parquet,
+    write_failure,
+    write_parquet,
+)
 
 FEATURES_FILE = "features.parquet"
 MANIFEST_FILE = "manifest.parquet"
@@ -30,6 +40,23 @@ META_FEATURE_SET = b"ser.feature_set"
 META_FEATURE_VERSION = b"ser.feature_set_version"
 #: Parquet metadata key naming the augmentation (``name@vN``) of a table of augmented copies.
 META_AUGMENTATION = b"ser.augmentation"
+
+__all__ = [
+    "FEATURES_FILE",
+    "MANIFEST_FILE",
+    "QUARANTINE_FILE",
+    "SKIPPED_FILE",
+    "CachePlan",
+    "TableWriteError",
+    "assemble_tables",
+    "feature_columns",
+    "plan_from_cache",
+    "read_feature_table",
+    "table_augmentation",
+    "table_metadata",
+    "write_parquet",
+    "write_tables",
+]
 
 
 def feature_columns(table: pd.DataFrame) -> list[str]:
@@ -56,56 +83,136 @@ def table_augmentation(path: str | Path) -> str | None:
     return value.decode() if value else None
 
 
-def write_parquet(frame: pd.DataFrame, path: Path, metadata: dict[bytes, bytes] | None = None):
-    """Write ``frame`` atomically (temporary file, then rename), adding ``metadata``."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    if metadata:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    partial = path.with_name(f".{path.name}.partial")
-    pq.write_table(table, partial)
-    os.replace(partial, path)
+def table_metadata(spec: FeatureSpec, augmentation: str | None = None) -> dict[bytes, bytes]:
+    """Parquet metadata naming the feature set (and augmentation) a table was made with."""
+    metadata = {
+        META_FEATURE_SET: spec.name.encode(),
+        META_FEATURE_VERSION: str(spec.version).encode(),
+        b"ser.feature_set_description": spec.description.encode(),
+    }
+    if augmentation:
+        metadata[META_AUGMENTATION] = augmentation.encode()
+    return metadata
 
 
 @dataclass
 class CachePlan:
-    """Which clips need describing, and which earlier results still hold."""
+    """Which clips need describing, and which earlier results still hold.
+
+    ``resumed`` counts the reused rows that came from the checkpoint of an interrupted run;
+    ``problems`` has one line per damaged file found (each is rebuilt, never trusted).
+    """
 
     to_extract: list[ClipJob]
     reused_features: pd.DataFrame
     reused_quarantine: pd.DataFrame
     dropped: int
+    resumed: int = 0
+    problems: list[str] = field(default_factory=list)
 
 
 def plan_from_cache(
-    jobs: list[ClipJob], out_dir: Path, spec: FeatureSpec, *, augmentation: str | None = None
+    jobs: list[ClipJob],
+    out_dir: Path,
+    spec: FeatureSpec,
+    *,
+    augmentation: str | None = None,
+    checkpoint: BatchCheckpoint | None = None,
 ) -> CachePlan:
     """Reuse earlier rows whose path and digest are unchanged and whose spec version matches.
 
     Rows of files that vanished or changed are dropped; a different spec version or name, or
-    a different augmentation tag, invalidates everything.
+    a different augmentation tag, invalidates everything.  A damaged ``features.parquet``
+    is reported in ``problems`` and every clip is described again; with ``checkpoint``, the
+    batches an interrupted run saved are reused too.
     """
     wanted = {(job.path, job.digest) for job in jobs}
-    empty = pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
-    features, quarantine = pd.DataFrame(columns=list(MANIFEST_COLUMNS)), empty
-    features_path = out_dir / FEATURES_FILE
-    previous = 0
-    if features_path.exists():
-        table, name, version = read_feature_table(features_path)
-        same_augmentation = table_augmentation(features_path) == augmentation
-        if (name, version) == (spec.name, spec.version) and same_augmentation:
-            previous = len(table)
-            features = table.loc[_still_present(table, wanted)]
-            quarantine_path = out_dir / QUARANTINE_FILE
-            if quarantine_path.exists():
-                old = pd.read_parquet(quarantine_path)
-                previous += len(old)
-                quarantine = old.loc[_still_present(old, wanted)]
+    previous, old_quarantine, previous_rows, problems = _previous_tables(
+        out_dir, spec, augmentation
+    )
+    features = previous.loc[_still_present(previous, wanted)]
+    quarantine = old_quarantine.loc[_still_present(old_quarantine, wanted)]
+    dropped = previous_rows - len(features) - len(quarantine)
+    resumed = 0
+    if checkpoint is not None:
+        saved = checkpoint.load(wanted)
+        problems.extend(saved.problems)
+        known = set(features["path"]) | set(quarantine["path"])
+        new_rows = saved.features.loc[~saved.features["path"].isin(known)]
+        known |= set(new_rows["path"])
+        new_refusals = saved.quarantine.loc[~saved.quarantine["path"].isin(known)]
+        resumed = len(new_rows) + len(new_refusals)
+        features = _concat([features, new_rows], MANIFEST_COLUMNS)
+        quarantine = _concat([quarantine, new_refusals], QUARANTINE_COLUMNS)
     done = set(zip(features["path"], features["digest"], strict=True)) | set(
         zip(quarantine["path"], quarantine["digest"], strict=True)
     )
     to_extract = [job for job in jobs if (job.path, job.digest) not in done]
-    dropped = previous - len(features) - len(quarantine)
-    return CachePlan(to_extract, features, quarantine, dropped)
+    return CachePlan(to_extract, features, quarantine, dropped, resumed, problems)
+
+
+def _previous_tables(
+    out_dir: Path, spec: FeatureSpec, augmentation: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame, int, list[str]]:
+    """The reusable features and quarantine of ``out_dir``, their row count, and problems."""
+    no_features = pd.DataFrame(columns=list(MANIFEST_COLUMNS))
+    no_quarantine = pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
+    features_path = out_dir / FEATURES_FILE
+    if not features_path.exists():
+        return no_features, no_quarantine, 0, []
+    table, problem = read_checked(features_path, required=MANIFEST_COLUMNS)
+    if table is not None:
+        repeated = int(table.column("path").to_pandas().duplicated().sum())
+        problem = f"{repeated} paths appear twice" if repeated else ""
+    if table is None or problem:
+        return (
+            no_features,
+            no_quarantine,
+            0,
+            [f"{features_path} is damaged ({problem}); rebuilding the tables from the audio"],
+        )
+    problems = []
+    manifest_problem = _manifest_problem(out_dir / MANIFEST_FILE, table.select(["path", "digest"]))
+    if manifest_problem:
+        problems.append(
+            f"{out_dir / MANIFEST_FILE} is {manifest_problem}; "
+            f"rebuilding it from {FEATURES_FILE} (intact)"
+        )
+    meta = table.schema.metadata or {}
+    made_with = (meta.get(META_FEATURE_SET), meta.get(META_FEATURE_VERSION))
+    same_augmentation = meta.get(META_AUGMENTATION, b"").decode() == (augmentation or "")
+    if made_with != (spec.name.encode(), str(spec.version).encode()) or not same_augmentation:
+        return no_features, no_quarantine, 0, problems
+    features = table.to_pandas()
+    quarantine_path = out_dir / QUARANTINE_FILE
+    if not quarantine_path.exists():
+        return features, no_quarantine, len(features), problems
+    refused, problem = read_checked(quarantine_path, required=QUARANTINE_COLUMNS)
+    if refused is None:
+        problems.append(f"{quarantine_path} is damaged ({problem}); its files are checked again")
+        return features, no_quarantine, len(features), problems
+    quarantine = refused.to_pandas()
+    return features, quarantine, len(features) + len(quarantine), problems
+
+
+def _manifest_problem(path: Path, keys) -> str:
+    """Why ``manifest.parquet`` does not describe the features' ``keys``; "" when it does."""
+    if not path.exists():
+        return "missing"
+    manifest, problem = read_checked(path, required=MANIFEST_COLUMNS)
+    if manifest is None:
+        return f"damaged ({problem})"
+    if not manifest.select(["path", "digest"]).equals(keys):
+        return f"out of step with {FEATURES_FILE}"
+    return ""
+
+
+def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    """Concatenate the non-empty ``frames`` (an empty table with ``columns`` if none)."""
+    frames = [frame for frame in frames if len(frame)]
+    if not frames:
+        return pd.DataFrame(columns=list(columns))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def _still_present(table: pd.DataFrame, wanted: set[tuple[str, str]]) -> np.ndarray:
@@ -152,16 +259,30 @@ def write_tables(
     *,
     augmentation: str | None = None,
 ) -> None:
-    """Write the four parquet files of an output folder (``augmentation``: tag of the copies)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metadata = {
-        META_FEATURE_SET: spec.name.encode(),
-        META_FEATURE_VERSION: str(spec.version).encode(),
-        b"ser.feature_set_description": spec.description.encode(),
-    }
-    if augmentation:
-        metadata[META_AUGMENTATION] = augmentation.encode()
-    write_parquet(features, out_dir / FEATURES_FILE, metadata)
-    write_parquet(features[list(MANIFEST_COLUMNS)], out_dir / MANIFEST_FILE, metadata)
-    write_parquet(quarantine, out_dir / QUARANTINE_FILE)
-    write_parquet(pd.DataFrame(skipped, columns=["path", "reason"]), out_dir / SKIPPED_FILE)
+    """Write the four parquet files of an output folder (``augmentation``: tag of the copies).
+
+    All four are written to temporary files first and renamed into place only when every
+    one is complete: a failure (e.g. a full disk) raises :class:`TableWriteError`, removes
+    the temporary files and leaves the previous tables as they were.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TableWriteError(write_failure(out_dir / FEATURES_FILE, exc)) from exc
+    metadata = table_metadata(spec, augmentation)
+    planned = [
+        (out_dir / FEATURES_FILE, features, metadata),
+        (out_dir / MANIFEST_FILE, features[list(MANIFEST_COLUMNS)], metadata),
+        (out_dir / QUARANTINE_FILE, quarantine, None),
+        (out_dir / SKIPPED_FILE, pd.DataFrame(skipped, columns=["path", "reason"]), None),
+    ]
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, frame, meta in planned:
+            staged.append((stage_parquet(frame, path, meta), path))
+    except TableWriteError:
+        for partial, _ in staged:
+            partial.unlink(missing_ok=True)
+        raise
+    for partial, path in staged:
+        os.replace(partial, path)

@@ -4,9 +4,10 @@ librosa compiles its numba functions with ``cache=True``. Its gufuncs (``localma
 ``localmin``, zero crossings, the parabolic interpolation behind ``yin``, beat tracking) are
 compiled when their module is first imported, and numba caches each one as two files: the
 kernel and the gufunc wrapper that calls it by a mangled name carrying a per-process counter
-(numba issue #10128, open as of numba 0.68). When two processes compile the same functions at staggered times on a
-cold cache, one can write the kernel and the other the wrapper; every later process that
-loads that pair calls a symbol that does not exist and dies with a segmentation fault.
+(numba issue #10128, open as of numba 0.68). When two processes compile the same functions
+at staggered times on a cold cache, one can write the kernel and the other the wrapper;
+every later process that loads that pair calls a symbol that does not exist and dies with a
+segmentation fault.
 
 :func:`load_librosa_kernels` makes that impossible for this project: every process that
 describes audio first imports those modules, and compiles the lazily-jitted kernels it uses,

@@ -132,4 +132,3 @@ def test_a_request_over_the_timeout_gets_504_and_the_server_answers_after(server
     assert body["error_code"] == "DEADLINE_EXCEEDED"
     assert f"{TIMEOUT_S} s limit" in body["message"]
     assert_still_serving(server)
-
