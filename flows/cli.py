@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
-from rich.console import Console
 
+from flows import cli_serving
+from flows.user_console import QUIET_LIBRARY_ENV, console, fail, output_mode, quiet_libraries
 from ser_features.feature_sets import DEFAULT_FEATURE_SET, FEATURE_SETS
 
 app = typer.Typer(
@@ -18,15 +18,28 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Get audio: the synthetic demo corpus or public corpora.")
 app.add_typer(data_app, name="data")
-console = Console()
+
+
+@app.callback()
+def options(
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        "-v",
+        help="Show what MLflow, Prefect, H2O and Keras print, instead of a log file.",
+    ),
+) -> None:
+    """Speech emotion recognition: extract features, train with AutoML, track in MLflow."""
+    import os
+
+    output_mode.verbose = verbose
+    if not verbose:  # before any command imports the libraries that read these
+        for name, value in QUIET_LIBRARY_ENV.items():
+            os.environ.setdefault(name, value)
+
 
 DEMO_DIR = Path("data/demo")
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "demo.yaml"
-
-
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=2)
 
 
 @app.command()
@@ -52,23 +65,24 @@ def extract(
     from ser_features.parquet_io import TableWriteError
 
     if features not in FEATURE_SETS:
-        _fail(f"unknown feature set {features!r}; choose one of: {', '.join(FEATURE_SETS)}")
+        fail(f"unknown feature set {features!r}; choose one of: {', '.join(FEATURE_SETS)}")
     missing = [str(d) for d in data_dirs if not d.is_dir()]
     if missing:
-        _fail(f"not a folder: {', '.join(missing)} (pass folders of audio files)")
+        fail(f"not a folder: {', '.join(missing)} (pass folders of audio files)")
     flow = extract_features
     if dask_address:
         from prefect_dask import DaskTaskRunner
 
         flow = extract_features.with_options(task_runner=DaskTaskRunner(address=dask_address))
     try:
-        summary = flow(
-            data_dirs=[str(d) for d in data_dirs],
-            out_dir=str(out),
-            feature_set=features,
-            workers=workers,
-            on_task_runner=bool(dask_address),
-        )
+        with quiet_libraries("extract"):
+            summary = flow(
+                data_dirs=[str(d) for d in data_dirs],
+                out_dir=str(out),
+                feature_set=features,
+                workers=workers,
+                on_task_runner=bool(dask_address),
+            )
     except (ExtractionBusyError, TableWriteError) as exc:
         # One line however long the paths are (no wrapping), and no traceback.
         console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
@@ -109,7 +123,7 @@ def data_download(
     )
 
     if corpus.lower() != "ravdess":
-        _fail(f"cannot download {corpus!r}: only 'ravdess' is public without a licence form")
+        fail(f"cannot download {corpus!r}: only 'ravdess' is public without a licence form")
     with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn()) as bar:
         task = bar.add_task("RAVDESS speech", total=None)
 
@@ -121,7 +135,7 @@ def data_download(
                 out, url=url or RAVDESS_SPEECH_URL, md5=md5 or RAVDESS_SPEECH_MD5, progress=progress
             )
         except DownloadError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     console.print(
         f"RAVDESS unpacked into {out}; next: ser extract {out} --out data/features/ravdess"
     )
@@ -140,12 +154,13 @@ def train(
     try:
         load_config(config)
     except ConfigError as exc:
-        _fail(str(exc))
-    report = train_models(
-        config_path=str(config),
-        data_folders=[str(d) for d in data] if data else None,
-        families=list(family) if family else None,
-    )
+        fail(str(exc))
+    with quiet_libraries("train"):
+        report = train_models(
+            config_path=str(config),
+            data_folders=[str(d) for d in data] if data else None,
+            families=list(family) if family else None,
+        )
     _print_training(report)
 
 
@@ -184,124 +199,13 @@ def promote(
     from flows.promote import promote_model
 
     try:
-        decision = promote_model(config_path=str(config), parent_run_id=run_id)
+        with quiet_libraries("promote"):
+            decision = promote_model(config_path=str(config), parent_run_id=run_id)
     except PromotionError as exc:
-        _fail(f"{exc} (the champion is unchanged)")
+        fail(f"{exc} (the champion is unchanged)")
     verdict = "[bold green]promoted to @champion[/]" if decision.promoted else "kept the champion"
     console.print(f"{decision.model_name} v{decision.version} ({decision.family}): {verdict}")
     console.print(decision.reason)
-
-
-@app.command()
-def predict(
-    files: list[Path] = typer.Argument(..., help="Audio files (WAV, FLAC, OGG, AIFF...)."),
-    model_name: str = typer.Option("ser-emotion", "--model", help="Registered model name."),
-    session: str | None = typer.Option(
-        None,
-        "--session",
-        help="The files are clips of one speaker: score them together, speaker-normalised "
-        "when the champion has a session model and there are at least 4 files.",
-    ),
-    plot: Path | None = typer.Option(
-        None,
-        "--plot",
-        help="Write the timeline picture (PNG) here; with several files, one per file "
-        "named PLOT-STEM-<file name>.png.",
-    ),
-) -> None:
-    """Emotion of each file according to @champion, with its segment timeline."""
-    import base64
-
-    import mlflow
-    import pandas as pd
-
-    from experiments.serving import model_uri
-    from experiments.tracking import configure_tracking
-
-    configure_tracking()
-    try:
-        model = mlflow.pyfunc.load_model(model_uri(model_name))
-    except mlflow.exceptions.MlflowException as exc:
-        _fail(f"cannot load {model_uri(model_name)}: {exc}; run `ser promote` first")
-    if session is not None:
-        try:
-            audio = [base64.b64encode(path.read_bytes()).decode() for path in files]
-            frame = pd.DataFrame({"audio": audio, "session": session})
-            rows = list(model.predict(frame).itertuples(index=False))
-        except (OSError, mlflow.exceptions.MlflowException) as exc:
-            _fail(f"session {session}: {getattr(exc, 'message', exc)}")
-        for path, row in zip(files, rows, strict=True):
-            _print_prediction(path, row._asdict())
-            _write_plot(model, path, row._asdict(), plot, several=len(files) > 1)
-        return
-    for path in files:
-        try:
-            audio = base64.b64encode(path.read_bytes()).decode()
-            row = model.predict(pd.DataFrame({"audio": [audio]})).iloc[0]
-        except (OSError, mlflow.exceptions.MlflowException) as exc:
-            console.print(f"[red]{path}:[/] {getattr(exc, 'message', exc)}")
-            continue
-        _print_prediction(path, row)
-        _write_plot(model, path, row, plot, several=len(files) > 1)
-
-
-def _write_plot(model: Any, path: Path, row: Any, plot: Path | None, *, several: bool) -> None:
-    """Draw ``row`` over the waveform the model scored (its own loading options) to ``plot``."""
-    if plot is None:
-        return
-    from ser_app.timeline_plot import plot_timeline
-    from ser_features.audio import load_audio
-
-    target = plot.with_name(f"{plot.stem}-{path.stem}.png") if several else plot
-    clip = load_audio(path, options=model.unwrap_python_model().spec.load)
-    answer = dict(row)
-    plot_timeline(
-        clip.samples,
-        clip.sample_rate,
-        answer,
-        title=f"{path.name}: {answer['emotion']} ({answer['confidence']:.0%})",
-        path=target,
-    )
-    console.print(f"  timeline picture: {target}")
-
-
-def _print_prediction(path: Path, row: Any) -> None:
-    """One file's emotion, confidence and segment timeline."""
-    note = " [dim](speaker-normalised in its session)[/]" if row["speaker_normalised"] else ""
-    console.print(f"[bold]{path}[/]: {row['emotion']} ({row['confidence']:.0%}){note}")
-    for segment in row["segments"]:
-        console.print(
-            f"  {segment['start']:7.2f}-{segment['end']:7.2f} s  "
-            f"{segment['emotion']:<10} {segment['confidence']:.0%}"
-        )
-
-
-@app.command()
-def serve(
-    model_name: str = typer.Option("ser-emotion", "--model", help="Registered model name."),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(5000, help="Port to listen on."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Scoring processes (one per core)."),
-    max_request_mb: float = typer.Option(
-        None, "--max-request-mb", min=0.001, help="Body limit, MiB (else $SER_MAX_REQUEST_MB or 8)."
-    ),
-    timeout: int = typer.Option(
-        None, "--timeout", min=1, help="Seconds per request (else MLflow's default, 60)."
-    ),
-) -> None:
-    """Serve @champion with `mlflow models serve` (raw audio in, emotion out).
-
-    Bodies over the limit get HTTP 413; requests over the timeout get HTTP 504.
-    """
-    import os
-
-    from experiments.serving import serve_command, serving_environment
-    from experiments.tracking import configure_tracking
-
-    command = serve_command(model_name, host=host, port=port, workers=workers, timeout_s=timeout)
-    console.print(" ".join(command))
-    env = serving_environment(configure_tracking(), max_request_mb=max_request_mb)
-    os.execve(command[0], command, env)
 
 
 @app.command()
@@ -313,11 +217,12 @@ def retrain(
     from flows.retrain import RetrainBusyError, retrain_flow
 
     try:
-        report = retrain_flow(
-            config_path=str(config), data_folders=[str(d) for d in data] if data else None
-        )
+        with quiet_libraries("retrain"):
+            report = retrain_flow(
+                config_path=str(config), data_folders=[str(d) for d in data] if data else None
+            )
     except RetrainBusyError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _print_training(report.training)
     console.print(report.decision.reason)
 
@@ -359,23 +264,6 @@ def ui(
     os.execve(command[0], command, {**os.environ, **UI_ENV})
 
 
-@app.command("app")
-def web_app(
-    port: int = typer.Option(7860, help="Port on 127.0.0.1."),
-    model_name: str = typer.Option("ser-emotion", "--model", help="Registered model name."),
-    model_url: str = typer.Option(
-        None, "--model-url", help="A running `mlflow models serve` (default: in-process)."
-    ),
-) -> None:
-    """A local web page: upload or record speech, see its emotion over time."""
-    from experiments.tracking import configure_tracking
-    from ser_app.page import launch
-
-    configure_tracking()
-    console.print(f"emotion app on http://127.0.0.1:{port} (Ctrl+C stops it)")
-    launch(model_name, port=port, model_url=model_url)
-
-
 @app.command()
 def demo() -> None:
     """The main job on the built-in SYNTHETIC demo corpus: generate, extract, train, promote."""
@@ -383,18 +271,26 @@ def demo() -> None:
     from flows.train import train_models
     from ser_features.demo_corpus import generate_demo_corpus
 
-    with console.status("synthesising the demo corpus (synthetic speech, not recordings)..."):
-        generate_demo_corpus(DEMO_DIR)
-    report = train_models(config_path=str(DEMO_CONFIG), data_folders=[str(DEMO_DIR)])
-    _print_training(report)
-    decision = promote_model(config_path=str(DEMO_CONFIG), parent_run_id=report.parent_run_id)
+    with quiet_libraries("demo"):
+        with console.status("synthesising the demo corpus (synthetic speech, not recordings)..."):
+            generate_demo_corpus(DEMO_DIR)
+        console.print(f"synthesised the demo corpus in {DEMO_DIR} (synthetic speech)")
+        report = train_models(config_path=str(DEMO_CONFIG), data_folders=[str(DEMO_DIR)])
+        _print_training(report)
+        decision = promote_model(config_path=str(DEMO_CONFIG), parent_run_id=report.parent_run_id)
     verdict = "is now @champion" if decision.promoted else "did not beat @champion"
     console.print(f"{decision.model_name} v{decision.version} ({decision.family}) {verdict}")
     console.print(decision.reason)
     console.print("next steps (these demo models learned SYNTHETIC speech, not real voices):")
     console.print("  serve the champion: .venv/bin/ser serve    # POST base64 audio to :5000")
     console.print("  predict a file:     .venv/bin/ser predict data/demo/Actor_01/*.wav")
+    console.print("  try it by hand:     .venv/bin/ser app      # http://127.0.0.1:7860")
     console.print("  compare the runs:   .venv/bin/ser ui       # http://127.0.0.1:5000")
+
+
+app.command()(cli_serving.predict)
+app.command()(cli_serving.serve)
+app.command("app")(cli_serving.web_app)
 
 
 def main() -> None:

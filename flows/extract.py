@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -22,9 +21,9 @@ from filelock import FileLock, Timeout
 from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
 from prefect.states import Failed
-from rich.console import Console
 from rich.progress import Progress
 
+from flows.user_console import console
 from ser_features.augmentation import get_augmentation
 from ser_features.checkpoint import BatchCheckpoint
 from ser_features.corpora import scan_folders
@@ -159,7 +158,7 @@ def describe_clips_in_processes(
         max_workers=workers, mp_context=context, initializer=_one_thread_per_worker
     )
     try:
-        with Progress(disable=not sys.stderr.isatty(), console=Console(stderr=True)) as bar:
+        with Progress(disable=not console.is_terminal, console=console, transient=True) as bar:
             task_id = bar.add_task(f"describing clips ({feature_set})", total=len(jobs))
             pending = [pool.submit(extract_batch, batch, feature_set) for batch in _batches(jobs)]
             for finished in concurrent.futures.as_completed(pending):
@@ -244,6 +243,10 @@ def _extract(
     if plan.resumed:
         logger.info("resuming an interrupted run: %d clips were already described", plan.resumed)
     total = len(plan.to_extract)
+    console.print(
+        f"extracting: {len(jobs)} labelled clips, {total} to describe with {spec.tag}"
+        + (f" after {tag}" if tag else "")
+    )
     logger.info(
         "%d labelled clips, %d to describe with %s%s, %d skipped",
         len(jobs),

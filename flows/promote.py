@@ -11,17 +11,24 @@ from experiments.tracking import configure_tracking
 
 
 def latest_training_run(experiment: str, config_name: str) -> str:
-    """The id of the newest finished parent training run of ``config_name``."""
+    """The id of the newest finished parent training run of ``config_name``.
+
+    Runs still RUNNING (in progress, or left so by a killed ``ser train``) and failed ones
+    are passed over.
+    """
     runs = mlflow.search_runs(
         experiment_names=[experiment],
-        filter_string=f"tags.role = 'parent' and tags.experiment_config = '{config_name}'",
+        filter_string=(
+            f"tags.role = 'parent' and tags.experiment_config = '{config_name}' "
+            "and attributes.status = 'FINISHED'"
+        ),
         order_by=["attributes.start_time DESC"],
         max_results=1,
         output_format="list",
     )
     if not runs:
         raise PromotionError(
-            f"no training run of {config_name!r} in experiment {experiment!r}; "
+            f"no finished training run of {config_name!r} in experiment {experiment!r}; "
             "run `ser train` first"
         )
     return runs[0].info.run_id

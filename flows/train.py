@@ -41,6 +41,7 @@ from experiments.training import (
     train_family,
 )
 from flows.extract import ExtractionSummary, extract_features
+from flows.user_console import console
 from ser_features.extraction import content_digest
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
 
@@ -273,26 +274,42 @@ def train_models(
         if config.source and Path(config.source).exists():
             mlflow.log_artifact(config.source, artifact_path="config")
         log_dataset(features_path, table, name=config.name, digest=digest)
-        for family in chosen:
+        for number, family in enumerate(chosen, start=1):
             logger.info("training %s", family)
-            state = train_and_log_family(
-                family,
-                config,
-                table,
-                str(features_path),
-                digest,
-                parent.info.run_id,
-                experiment_id,
-                augmented,
-                return_state=True,
-            )
+            started = time.monotonic()
+            step = f"training {family} ({number}/{len(chosen)}){_budget_note(config, family)}"
+            with console.status(f"{step}..."):
+                state = train_and_log_family(
+                    family,
+                    config,
+                    table,
+                    str(features_path),
+                    digest,
+                    parent.info.run_id,
+                    experiment_id,
+                    augmented,
+                    return_state=True,
+                )
             if state.is_completed():
                 reports.append(state.result())
             else:
                 reports.append(_failed_report(family, parent.info.run_id, state))
                 logger.error("%s failed: %s", family, reports[-1].error)
+            console.print(f"{step}: {_outcome(reports[-1])} [{time.monotonic() - started:.0f} s]")
         _log_comparison(reports)
     return TrainingReport(parent.info.run_id, experiment_id, split.protocol, reports, extraction)
+
+
+def _budget_note(config: ExperimentConfig, family: str) -> str:
+    """``, AutoML budget N s`` for families that search for a time budget."""
+    budget = config.trainers.get(family, {}).get("max_runtime_secs")
+    return f", AutoML budget {budget} s" if budget else ""
+
+
+def _outcome(report: FamilyReport) -> str:
+    """``UAR 0.734`` or ``failed``, for the progress line."""
+    uar = report.metrics.get("uar")
+    return "failed" if report.status != "FINISHED" or uar is None else f"UAR {uar:.3f}"
 
 
 def augmented_copies(config: ExperimentConfig) -> pd.DataFrame | None:

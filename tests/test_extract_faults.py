@@ -56,11 +56,14 @@ def ser_env(tmp_path) -> dict[str, str]:
 
 
 class Run:
-    """A running ``ser extract`` in its own process group, its output collected as it comes."""
+    """A running ``ser extract`` in its own process group, its output collected as it comes.
+
+    ``--verbose`` keeps the flow's log lines (``described N/M clips``) in that output.
+    """
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            [str(SER), "extract", *args],
+            [str(SER), "--verbose", "extract", *args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

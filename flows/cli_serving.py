@@ -1,0 +1,136 @@
+"""The ``ser`` commands that use the served model: ``predict``, ``serve`` and ``app``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from flows.user_console import console, fail
+
+
+def predict(
+    files: list[Path] = typer.Argument(..., help="Audio files (WAV, FLAC, OGG, AIFF...)."),
+    model_name: str = typer.Option("ser-emotion", "--model", help="Registered model name."),
+    session: str | None = typer.Option(
+        None,
+        "--session",
+        help="The files are clips of one speaker: score them together, speaker-normalised "
+        "when the champion has a session model and there are at least 4 files.",
+    ),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Write the timeline picture (PNG) here; with several files, one per file "
+        "named PLOT-STEM-<file name>.png.",
+    ),
+) -> None:
+    """Emotion of each file according to @champion, with its segment timeline."""
+    import base64
+
+    import mlflow
+    import pandas as pd
+
+    from experiments.serving import model_uri
+    from experiments.tracking import configure_tracking
+
+    configure_tracking()
+    try:
+        model = mlflow.pyfunc.load_model(model_uri(model_name))
+    except mlflow.exceptions.MlflowException as exc:
+        fail(f"cannot load {model_uri(model_name)}: {exc}; run `ser promote` first")
+    if session is not None:
+        try:
+            audio = [base64.b64encode(path.read_bytes()).decode() for path in files]
+            frame = pd.DataFrame({"audio": audio, "session": session})
+            rows = list(model.predict(frame).itertuples(index=False))
+        except (OSError, mlflow.exceptions.MlflowException) as exc:
+            fail(f"session {session}: {getattr(exc, 'message', exc)}")
+        for path, row in zip(files, rows, strict=True):
+            _print_prediction(path, row._asdict())
+            _write_plot(model, path, row._asdict(), plot, several=len(files) > 1)
+        return
+    for path in files:
+        try:
+            audio = base64.b64encode(path.read_bytes()).decode()
+            row = model.predict(pd.DataFrame({"audio": [audio]})).iloc[0]
+        except (OSError, mlflow.exceptions.MlflowException) as exc:
+            console.print(f"[red]{path}:[/] {getattr(exc, 'message', exc)}")
+            continue
+        _print_prediction(path, row)
+        _write_plot(model, path, row, plot, several=len(files) > 1)
+
+
+def _write_plot(model: Any, path: Path, row: Any, plot: Path | None, *, several: bool) -> None:
+    """Draw ``row`` over the waveform the model scored (its own loading options) to ``plot``."""
+    if plot is None:
+        return
+    from ser_app.timeline_plot import plot_timeline
+    from ser_features.audio import load_audio
+
+    target = plot.with_name(f"{plot.stem}-{path.stem}.png") if several else plot
+    clip = load_audio(path, options=model.unwrap_python_model().spec.load)
+    answer = dict(row)
+    plot_timeline(
+        clip.samples,
+        clip.sample_rate,
+        answer,
+        title=f"{path.name}: {answer['emotion']} ({answer['confidence']:.0%})",
+        path=target,
+    )
+    console.print(f"  timeline picture: {target}")
+
+
+def _print_prediction(path: Path, row: Any) -> None:
+    """One file's emotion, confidence and segment timeline."""
+    note = " [dim](speaker-normalised in its session)[/]" if row["speaker_normalised"] else ""
+    console.print(f"[bold]{path}[/]: {row['emotion']} ({row['confidence']:.0%}){note}")
+    for segment in row["segments"]:
+        console.print(
+            f"  {segment['start']:7.2f}-{segment['end']:7.2f} s  "
+            f"{segment['emotion']:<10} {segment['confidence']:.0%}"
+        )
+
+
+def serve(
+    model_name: str = typer.Option("ser-emotion", "--model", help="Registered model name."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(5000, help="Port to listen on."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Scoring processes (one per core)."),
+    max_request_mb: float = typer.Option(
+        None, "--max-request-mb", min=0.001, help="Body limit, MiB (else $SER_MAX_REQUEST_MB or 8)."
+    ),
+    timeout: int = typer.Option(
+        None, "--timeout", min=1, help="Seconds per request (else MLflow's default, 60)."
+    ),
+) -> None:
+    """Serve @champion with `mlflow models serve` (raw audio in, emotion out).
+
+    Bodies over the limit get HTTP 413; requests over the timeout get HTTP 504.
+    """
+    import os
+
+    from experiments.serving import serve_command, serving_environment
+    from experiments.tracking import configure_tracking
+
+    command = serve_command(model_name, host=host, port=port, workers=workers, timeout_s=timeout)
+    console.print(" ".join(command))
+    env = serving_environment(configure_tracking(), max_request_mb=max_request_mb)
+    os.execve(command[0], command, env)
+
+
+def web_app(
+    port: int = typer.Option(7860, help="Port on 127.0.0.1."),
+    model_name: str = typer.Option("ser-emotion", "--model", help="Registered model name."),
+    model_url: str = typer.Option(
+        None, "--model-url", help="A running `mlflow models serve` (default: in-process)."
+    ),
+) -> None:
+    """A local web page: upload or record speech, see its emotion over time."""
+    from experiments.tracking import configure_tracking
+    from ser_app.page import launch
+
+    configure_tracking()
+    console.print(f"emotion app on http://127.0.0.1:{port} (Ctrl+C stops it)")
+    launch(model_name, port=port, model_url=model_url)
