@@ -17,6 +17,8 @@ from pathlib import Path
 import h2o
 from h2o.exceptions import H2OConnectionError, H2OServerError
 
+from experiments.process_guard import kill_with_this_process
+
 #: Environment variable naming an existing cluster, e.g. ``http://h2o.internal:54321``.
 URL_ENV = "SER_H2O_URL"
 #: Environment variable overriding the local base port (default 54321).
@@ -118,6 +120,19 @@ def connect_h2o(
             f"Could not start a local H2O cluster (logs in {log_dir}): {exc}. {JAVA_HINT}"
         ) from exc
     h2o.no_progress()
+    _jvm_dies_with_this_process()
+
+
+def _jvm_dies_with_this_process() -> None:
+    """A JVM that ``h2o.init`` started here (in a session of its own) must not outlive us.
+
+    h2o stops it at a normal exit; after ``kill -9`` or a crash it would run on, holding its
+    heap and port, so a watchdog stops it then.
+    """
+    server = h2o.connection().local_server
+    process = getattr(server, "_process", None)  # h2o keeps the JVM's Popen there
+    if process is not None:
+        kill_with_this_process([process.pid])
 
 
 def shutdown_h2o() -> None:

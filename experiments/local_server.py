@@ -9,7 +9,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -57,3 +59,27 @@ def stop(process: subprocess.Popen, timeout: float = 15) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+@contextmanager
+def running(
+    command: list[str], *, env: dict[str, str], log_path: Path, ready_url: str, timeout: float = 180
+) -> Iterator[subprocess.Popen]:
+    """Start ``command`` in its own session, wait until ``ready_url`` answers, stop it after.
+
+    Output goes to ``log_path``; a server that dies or never answers raises ``RuntimeError``
+    with the end of its log.
+    """
+    with Path(log_path).open("w") as log:
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            try:
+                wait_until_serving(ready_url, process=process, timeout=timeout)
+            except (RuntimeError, TimeoutError) as exc:
+                tail = Path(log_path).read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{exc}\n{tail}") from None
+            yield process
+        finally:
+            stop(process)

@@ -3,12 +3,15 @@ it is better on the same test clips.
 
 Like is compared with like: the current champion is re-scored on the challenger's own test
 split (same clips, same speakers), so a change of data or protocol can never flatter either
-side.  Setting the ``champion`` alias is the very last step, so any failure before it leaves
-the champion where it was.
+side.  Only a finished training run is promoted (a run still RUNNING was killed or is still
+going), and a new version is loaded and made to score a test clip, exactly as it will be
+served, before any alias points at it.  Setting the ``champion`` alias is the very last step,
+so any failure (or a ``kill -9``) before it leaves the champion where it was.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,8 +122,6 @@ def tested_clips(run: mlflow.entities.Run) -> pd.DataFrame:
 
 
 def _score_audio(model_uri: str, paths: list[str], classes: list[str]) -> np.ndarray:
-    import base64
-
     model = mlflow.pyfunc.load_model(model_uri)
     audio = [base64.b64encode(Path(p).read_bytes()).decode() for p in paths]
     output = model.predict(pd.DataFrame({"audio": audio}))
@@ -130,12 +131,14 @@ def _score_audio(model_uri: str, paths: list[str], classes: list[str]) -> np.nda
 def promote(parent_run_id: str, *, model_name: str, metric: str = "uar") -> PromotionDecision:
     """Register the best candidate of a training run; make it champion only if it is better."""
     client = MlflowClient()
+    require_finished(parent_run_id)
     candidate = best_candidate(parent_run_id, metric=metric)
-    version = mlflow.register_model(candidate.model_uri, model_name).version
-    client.set_registered_model_alias(model_name, CHALLENGER, version)
-    champion = _current_champion(client, model_name)
     run = mlflow.get_run(candidate.run_id)
     test = tested_clips(run)
+    version = str(mlflow.register_model(candidate.model_uri, model_name).version)
+    verify_version(client, model_name, version, Path(test["path"].iloc[0]))
+    client.set_registered_model_alias(model_name, CHALLENGER, version)
+    champion = _current_champion(client, model_name)
     feature_set = run.data.params.get("feature_set", "")
     challenger_score = score_on_clips(
         candidate.model_uri, test, feature_set=feature_set, metric=metric
@@ -167,6 +170,40 @@ def promote(parent_run_id: str, *, model_name: str, metric: str = "uar") -> Prom
     if promoted:
         client.set_registered_model_alias(model_name, CHAMPION, version)
     return decision
+
+
+def require_finished(parent_run_id: str) -> None:
+    """Refuse a training run that did not finish (still running, failed, or killed)."""
+    status = mlflow.get_run(parent_run_id).info.status
+    if status != "FINISHED":
+        raise PromotionError(
+            f"training run {parent_run_id} is {status}, not FINISHED (still training, failed, "
+            "or killed); only a finished training run is promoted"
+        )
+
+
+def verify_version(client: MlflowClient, model_name: str, version: str, clip: Path) -> None:
+    """Load version ``version``'s files as the server will and score ``clip`` with them.
+
+    A version that cannot (its artifacts incomplete, its code or predictor missing) is tagged
+    ``promotion.decision = rejected`` and :class:`PromotionError` is raised: no alias moves.
+    """
+    source = client.get_model_version_download_uri(model_name, version)  # registry errors pass
+    try:
+        model = mlflow.pyfunc.load_model(source)
+        audio = base64.b64encode(clip.read_bytes()).decode()
+        probabilities = model.predict(pd.DataFrame({"audio": [audio]}))["probabilities"].iloc[0]
+        total = float(sum(probabilities.values()))
+        if not np.isclose(total, 1.0, atol=1e-3):
+            raise ValueError(f"its probabilities sum to {total:.4f}, not 1")
+    except Exception as exc:  # any failure to load or score means: not servable
+        client.set_model_version_tag(
+            model_name, version, "promotion.decision", "rejected: does not load and score"
+        )
+        raise PromotionError(
+            f"{model_name} v{version} does not load and score a test clip "
+            f"({type(exc).__name__}: {exc}); no alias was moved"
+        ) from exc
 
 
 def _current_champion(client: MlflowClient, model_name: str):

@@ -36,8 +36,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session", autouse=True)
+def servers_die_with_the_session():
+    """Whatever the tests start (the Prefect server, H2O JVMs, scoring and MLflow servers)
+    is stopped once this pytest process is gone, even after a SIGKILL or a segfault."""
+    from experiments.process_guard import kill_with_this_process
+
+    watchdog = kill_with_this_process()
+    yield watchdog
+
+
 @pytest.fixture(scope="session")
-def prefect_server():
+def prefect_server(servers_die_with_the_session):
     """One temporary Prefect API server shared by every flow test of the session."""
     from prefect.testing.utilities import prefect_test_harness
 
