@@ -1,10 +1,14 @@
-"""Static checks of the Docker deployment (docker/): no Docker engine needed, and fast.
+"""Static checks of the container deployment (docker/): no container engine needed, and fast.
 
-The images cannot be built here, so these tests check what can be checked without one: the
-compose file's structure, that the services agree with each other (hosts, ports, credentials,
-bucket, pool and deployment names), that every file the Dockerfiles and compose.yaml refer to
-exists and is sent in the build context, and that the commands the containers run exist in
-this project.  `docker compose config` runs too when the compose plugin is installed.
+The images are built and the stack is started by hand with scripts/container_smoke.sh
+(docker/README.md has its measured runs); these tests check, on every CI run and without
+building anything, what can be checked without an engine: the compose file's structure, that
+the services agree with each other (hosts, ports, credentials, bucket, pool and deployment
+names), that every file the Dockerfiles and compose files refer to exists and is sent in the
+build context, that the commands the containers run exist in this project, and the same
+wiring again for the stack the smoke script starts: compose.yaml merged with
+compose.smoke.yaml (no MinIO, artifacts on a volume, a locally built PostgreSQL).
+`docker compose config` runs too when the compose plugin is installed.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
 COMPOSE_FILE = DOCKER / "compose.yaml"
+SMOKE_FILE = DOCKER / "compose.smoke.yaml"
+SMOKE_SCRIPT = ROOT / "scripts" / "container_smoke.sh"
 
 LONG_RUNNING = ("postgres", "minio", "mlflow", "prefect-server", "prefect-worker", "model-server")
 PUBLISHED = {5000: "mlflow", 4200: "prefect-server", 5001: "model-server", 9001: "minio"}
@@ -36,19 +42,120 @@ CHAMPION_URI = "models:/ser-emotion@champion"
 # helpers
 
 
+class ComposeTag:
+    """A value tagged ``!override`` or ``!reset`` in a compose file."""
+
+    def __init__(self, tag: str, value: object) -> None:
+        self.tag, self.value = tag, value
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """YAML of the compose specification: knows the merge tags ``!override`` and ``!reset``."""
+
+
+def _tagged(loader: yaml.SafeLoader, node: yaml.Node) -> ComposeTag:
+    if isinstance(node, yaml.MappingNode):
+        value: object = loader.construct_mapping(node, deep=True)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_scalar(node)
+    return ComposeTag(node.tag, value)
+
+
+for _tag in ("!override", "!reset"):
+    ComposeLoader.add_constructor(_tag, _tagged)
+
+
+def interpolate(value: object) -> object:
+    """``${VAR:-default}`` / ``${VAR}`` with their defaults (no environment: deterministic)."""
+    if isinstance(value, str):
+        return re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?\}", lambda m: m[1] or "", value)
+    if isinstance(value, dict):
+        return {key: interpolate(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item) for item in value]
+    if isinstance(value, ComposeTag):
+        return ComposeTag(value.tag, interpolate(value.value))
+    return value
+
+
+def load_compose(path: Path) -> dict:
+    return interpolate(yaml.load(path.read_text(), Loader=ComposeLoader))
+
+
+def merge_compose(base: object, override: object, key: str = "") -> object:
+    """The compose specification's merge of an override file into a base, for what is used here.
+
+    Mappings merge key by key; ``command`` and ``entrypoint`` are replaced; ``ports`` and
+    other sequences are appended (``volumes`` replace the entry with the same target);
+    ``!override`` replaces a value whole, ``!reset`` removes it.
+    """
+    if isinstance(override, ComposeTag):
+        return None if override.tag == "!reset" else override.value
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for name, value in override.items():
+            if isinstance(value, ComposeTag) and value.tag == "!reset":
+                merged.pop(name, None)
+            elif name in merged:
+                merged[name] = merge_compose(merged[name], value, name)
+            else:
+                merged[name] = value.value if isinstance(value, ComposeTag) else value
+        return merged
+    if isinstance(base, list) and isinstance(override, list):
+        if key in ("command", "entrypoint"):
+            return override
+        if key == "volumes":
+            targets = {target for _, target in mounts({"volumes": override})}
+            kept = [v for v in base if mounts({"volumes": [v]})[0][1] not in targets]
+            return kept + override
+        return base + [item for item in override if item not in base]
+    return override
+
+
+def active_services(compose: dict) -> dict:
+    """The services `up` starts: those without ``profiles`` (no profile is requested)."""
+    return {name: s for name, s in compose["services"].items() if not s.get("profiles")}
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return yaml.safe_load(COMPOSE_FILE.read_text())
+    return load_compose(COMPOSE_FILE)
 
 
 @pytest.fixture(scope="module")
-def services(compose) -> dict:
+def production(compose) -> dict:
+    """The services of compose.yaml (MinIO and all)."""
     return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def smoke_compose(compose) -> dict:
+    return merge_compose(compose, load_compose(SMOKE_FILE))
+
+
+@pytest.fixture(scope="module")
+def smoke(smoke_compose) -> dict:
+    """The services scripts/container_smoke.sh starts: compose.yaml + compose.smoke.yaml."""
+    return active_services(smoke_compose)
+
+
+@pytest.fixture(scope="module", params=["compose.yaml", "compose.yaml+compose.smoke.yaml"])
+def services(request, production, smoke) -> dict:
+    """Each stack that gets started: the production one and the smoke test's."""
+    return production if request.param == "compose.yaml" else smoke
 
 
 @pytest.fixture(scope="module")
 def pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def locked_versions(path: Path) -> dict[str, str]:
+    """``{name: version}`` of a hashed lock file (``name==version \\`` lines)."""
+    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\]+)", path.read_text(), re.M)
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pins}
 
 
 def environment(service: dict) -> dict[str, str]:
@@ -199,17 +306,17 @@ def dockerfiles(services: dict) -> list[Path]:
 # structure
 
 
-def test_the_six_long_running_services_exist(services):
-    assert set(LONG_RUNNING) <= set(services)
-    for name, service in services.items():
+def test_the_six_long_running_services_exist(production):
+    assert set(LONG_RUNNING) <= set(production)
+    for name, service in production.items():
         if name not in LONG_RUNNING:  # one-shot init services only
             assert str(service.get("restart", "no")) == "no", name
             assert "ports" not in service, name
 
 
 @pytest.mark.parametrize("name", LONG_RUNNING)
-def test_every_long_running_service_has_a_healthcheck_and_restarts(services, name):
-    service = services[name]
+def test_every_long_running_service_has_a_healthcheck_and_restarts(production, name):
+    service = production[name]
     check = service.get("healthcheck")
     assert check and check.get("test") and not check.get("disable"), f"{name}: no healthcheck"
     assert service.get("restart") == "unless-stopped", name
@@ -229,7 +336,8 @@ def test_depends_on_targets_exist_and_conditions_make_sense(services):
                 assert condition == "service_started", f"{name} -> {target}: {condition}"
 
 
-def test_startup_order(services):
+def test_startup_order(production):
+    services = production
     healthy = {
         name: {
             target
@@ -247,7 +355,8 @@ def test_startup_order(services):
     )
 
 
-def test_named_volumes_are_declared_and_the_state_is_on_volumes(compose, services):
+def test_named_volumes_are_declared_and_the_state_is_on_volumes(compose, production):
+    services = production
     declared = set(compose.get("volumes") or {})
     used = set()
     for name, service in services.items():
@@ -322,24 +431,73 @@ def test_dockerfile_copy_sources_exist_and_are_in_the_context(services):
             )
 
 
-@pytest.mark.parametrize("name", ["Dockerfile.worker", "Dockerfile.serve"])
-def test_project_images(name):
+IMAGE_DOCKERFILES = (
+    "Dockerfile.worker",
+    "Dockerfile.serve",
+    "Dockerfile.mlflow",
+    "smoke/Dockerfile.postgres",
+)
+SHARED_LAYERS_END = "# ---- above: shared with"
+
+
+@pytest.mark.parametrize("name", IMAGE_DOCKERFILES)
+def test_every_image_builds_from_a_base_argument_runs_as_non_root_and_has_a_healthcheck(name):
+    """Built unchanged from a public base by default, from a local one with --build-arg."""
     text = (DOCKER / name).read_text()
     steps = instructions(DOCKER / name)
+    default = "debian:bookworm-slim" if "postgres" in name else "python:3.11-slim-bookworm"
+    assert f"ARG BASE_IMAGE={default}" in text
     froms = [args for keyword, args in steps if keyword == "FROM"]
-    assert froms and all(
-        "python:3.11-slim-bookworm" in args or "${PYTHON_IMAGE}" in args for args in froms
-    )
-    assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in text
-    assert "openjdk-17-jre-headless" in text
-    assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in text
-    assert re.search(r"pip install --no-deps \.", text)
-    assert "boto3" in text and "psycopg2-binary" in text
-    assert "KERAS_BACKEND=torch" in text
+    assert froms[-1] == "${BASE_IMAGE}", "the final stage is the base image"
+    assert all(args == "${BASE_IMAGE}" or args.startswith("scratch AS ") for args in froms)
     users = [args for keyword, args in steps if keyword == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), "must run as non-root"
+    assert any(keyword == "HEALTHCHECK" for keyword, _ in steps)
+    # Everything installs from wheels: no compilers in any layer.
+    assert not re.search(r"build-essential|\bgcc\b|python3-dev", text)
+    for keyword, args in steps:
+        if keyword == "RUN" and "apt-get install" in args:
+            assert "--no-install-recommends" in args and "rm -rf /var/lib/apt/lists/*" in args
+        if keyword == "RUN" and "pip install" in args:
+            assert "PIP_NO_CACHE_DIR=1" in text or "--no-cache-dir" in args
+    assert "ca-certificates.crt" not in text, "the host CA bundle is mounted, never copied"
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.worker", "Dockerfile.serve"])
+def test_project_images_install_the_lock(name, pyproject):
+    text = (DOCKER / name).read_text()
+    assert "openjdk-17-jre-headless" in text
+    assert "KERAS_BACKEND=torch" in text
+    # torch first, the CPU build, at pyproject's pin, from the index or the torch-wheels context.
+    torch = dependency_spec(pyproject, "torch")
+    assert torch == "torch==2.13.0"
+    assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in text
+    assert f'--index-url "$TORCH_INDEX_URL" {torch}' in text
+    assert "from=torch-wheels" in text and "FROM scratch AS torch-wheels" in text
+    # then requirements.lock, hash-checked, then the project without dependencies.
+    assert "COPY requirements.lock docker/requirements-python-lt-3.11.3.lock /tmp/" in text
+    assert "pip install --require-hashes --no-deps -r /tmp/requirements.lock" in text
+    assert text.index(f"--no-deps --no-index --find-links /tmp/torch-wheels {torch}") < text.index(
+        "--require-hashes"
+    )
+    assert re.search(r"pip install --no-deps --no-build-isolation /(app|src)\b", text)
+    assert "pip check" in text
+    # The dependency layers come before the sources (cached while only the sources change).
+    steps = instructions(DOCKER / name)
+    install_lock = next(i for i, (k, a) in enumerate(steps) if "--require-hashes" in a)
     for source in ("ser_features", "experiments", "flows", "pyproject.toml", "README.md"):
-        assert source in copy_sources(DOCKER / name)
+        copies = [i for i, (k, a) in enumerate(steps) if k == "COPY" and source in a.split()]
+        assert copies and min(copies) > install_lock, f"{name}: COPY {source} before the lock"
+
+
+def test_worker_and_serve_images_share_their_dependency_layers():
+    worker = (DOCKER / "Dockerfile.worker").read_text()
+    serve = (DOCKER / "Dockerfile.serve").read_text()
+
+    def shared(text: str) -> str:
+        return text[text.index("ARG BASE_IMAGE=") : text.index(SHARED_LAYERS_END)]
+
+    assert shared(worker) == shared(serve), "same instructions, so the layers are built once"
 
 
 def test_serving_image_cmd_and_healthcheck():
@@ -362,15 +520,25 @@ def test_serving_image_cmd_and_healthcheck():
     assert "127.0.0.1:5000/ping" in health
 
 
-def test_mlflow_image_matches_the_projects_mlflow():
+def test_mlflow_image_installs_its_lock_at_the_projects_versions():
     text = (DOCKER / "Dockerfile.mlflow").read_text()
-    spec = dependency_spec(tomllib.loads((ROOT / "pyproject.toml").read_text()), "mlflow")
-    assert f'"{spec}"' in text, f"Dockerfile.mlflow must install {spec} like pyproject.toml"
-    assert "psycopg2-binary" in text and "boto3" in text
-    users = [
-        args for keyword, args in instructions(DOCKER / "Dockerfile.mlflow") if keyword == "USER"
-    ]
-    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert "COPY docker/requirements-mlflow.lock /tmp/requirements-mlflow.lock" in text
+    assert "pip install --require-hashes --no-deps -r /tmp/requirements-mlflow.lock" in text
+    image = locked_versions(DOCKER / "requirements-mlflow.lock")
+    project = locked_versions(ROOT / "requirements.lock")
+    assert {"mlflow", "psycopg2-binary", "boto3"} <= set(image)
+    differ = {
+        name: (version, project[name])
+        for name, version in image.items()
+        if name in project and project[name] != version
+    }
+    assert not differ, f"run docker/refresh-mlflow-lock.sh: {differ}"
+    entries = re.split(r"\n(?=[A-Za-z0-9])", (DOCKER / "requirements-mlflow.lock").read_text())
+    for entry in entries:
+        if "==" in entry.split("\n", 1)[0]:
+            assert "--hash=sha256:" in entry, entry.split()[0]
+    # The local artifact root of the default command and of compose.smoke.yaml is writable.
+    assert "/var/lib/mlflow/artifacts" in text and "chown -R mlflow:mlflow /var/lib/mlflow" in text
 
 
 def test_entrypoint_scripts():
@@ -403,7 +571,10 @@ def test_model_server_serves_the_champion(services):
     assert option(args, "--env-manager") == "local"
     assert option(args, "--host") == "0.0.0.0"
     port = int(option(args, "--port"))
-    assert published_ports(services["model-server"]) == [(5001, port)]
+    published = published_ports(services["model-server"])
+    assert len(published) == 1 and published[0][1] == port, published
+    if "minio" in services:  # compose.yaml itself
+        assert published == [(5001, port)]
     assert healthcheck_port(services["model-server"]) == port
     assert "/ping" in " ".join(services["model-server"]["healthcheck"]["test"])
 
@@ -448,11 +619,12 @@ def test_prefect_database_credentials_match_the_init_sql(services):
     assert roles.get(uri.username) == uri.password
 
 
-def test_s3_credentials_endpoint_and_bucket_agree(services):
+def test_s3_credentials_endpoint_and_bucket_agree(production):
+    services = production
     minio = environment(services["minio"])
     user, password = minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"]
     assert len(password) >= 8, "MinIO refuses root passwords shorter than 8 characters"
-    for name in ("mlflow", "model-server"):
+    for name in ("mlflow",):  # clients reach the artifacts through the server
         env = environment(services[name])
         assert env["AWS_ACCESS_KEY_ID"] == user, name
         assert env["AWS_SECRET_ACCESS_KEY"] == password, name
@@ -483,8 +655,8 @@ def test_prefect_worker_talks_to_the_prefect_server(services):
     assert "/api/health" in " ".join(services["prefect-server"]["healthcheck"]["test"])
     # The UI runs in the browser: its API address must be the published one.
     ui = urlsplit(environment(services["prefect-server"])["PREFECT_UI_API_URL"])
-    assert (ui.hostname, ui.port, ui.path) == ("localhost", 4200, "/api")
-    assert (4200, port) in published_ports(services["prefect-server"])
+    assert (ui.hostname, ui.path) == ("localhost", "/api")
+    assert (ui.port, port) in published_ports(services["prefect-server"])
     # The worker's own health endpoint (prefect worker --with-healthcheck, port 8080).
     assert healthcheck_port(services["prefect-worker"]) == 8080
 
@@ -509,9 +681,9 @@ def test_worker_deploys_the_retrain_deployment_of_prefect_yaml(services):
         assert any(folder.startswith(target) for _, target in mounts(services["prefect-worker"]))
 
 
-def test_published_host_ports_are_unique_and_only_the_uis(services):
+def test_published_host_ports_are_unique_and_only_the_uis(production):
     seen: dict[int, str] = {}
-    for name, service in services.items():
+    for name, service in production.items():
         for host, _ in published_ports(service):
             assert host not in seen, f"host port {host} published by {seen[host]} and {name}"
             seen[host] = name
@@ -526,6 +698,104 @@ def test_container_commands_exist_in_this_project(pyproject, services):
     names = dependency_names(pyproject)
     assert {"mlflow", "prefect"} <= names, "mlflow and prefect run in the project's images"
     assert command(services["mlflow"])[:2] == ["mlflow", "server"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the smoke stack: compose.yaml + compose.smoke.yaml, started by scripts/container_smoke.sh
+
+
+def test_smoke_override_only_adjusts_services_of_compose_yaml(production):
+    override = load_compose(SMOKE_FILE)
+    assert set(override) <= {"services", "volumes"}
+    unknown = set(override["services"]) - set(production)
+    assert not unknown, f"compose.smoke.yaml names services compose.yaml lacks: {unknown}"
+
+
+def test_smoke_stack_runs_without_minio(smoke, smoke_compose):
+    assert set(smoke) == set(LONG_RUNNING) - {"minio"}
+    for name in ("minio", "minio-init"):
+        assert smoke_compose["services"][name].get("profiles"), f"{name} would still start"
+    for name, service in smoke.items():
+        for target in depends_on(service):
+            assert target in smoke, f"{name} depends on {target}, which is not started"
+    assert set(depends_on(smoke["mlflow"])) == {"postgres"}
+
+
+def test_smoke_mlflow_keeps_artifacts_on_a_declared_volume(smoke, smoke_compose):
+    args = command(smoke["mlflow"])
+    assert args[:2] == ["mlflow", "server"]
+    assert "--serve-artifacts" in args, "clients reach the artifacts through the server only"
+    destination = option(args, "--artifacts-destination")
+    assert destination.startswith("/"), "a local folder in place of s3://"
+    volume = next(src for src, target in mounts(smoke["mlflow"]) if target == destination)
+    assert is_named_volume(volume) and volume in (smoke_compose.get("volumes") or {})
+    assert destination in (DOCKER / "Dockerfile.mlflow").read_text(), "owned by the mlflow user"
+    # Everything else of the server is compose.yaml's.
+    production_args = command(load_compose(COMPOSE_FILE)["services"]["mlflow"])
+    assert option(args, "--backend-store-uri") == option(production_args, "--backend-store-uri")
+    assert [a for a in args if a != destination] == [
+        a for a in production_args if a != option(production_args, "--artifacts-destination")
+    ]
+    used = {src for s in smoke.values() for src, _ in mounts(s) if is_named_volume(src)}
+    assert used <= set(smoke_compose["volumes"])
+
+
+def test_smoke_postgres_image_follows_the_official_images_contract(smoke, production):
+    postgres = smoke["postgres"]
+    assert build_dockerfile(postgres) == DOCKER / "smoke" / "Dockerfile.postgres"
+    assert environment(postgres) == environment(production["postgres"])
+    assert mounts(postgres) == mounts(production["postgres"])
+    text = (DOCKER / "smoke" / "Dockerfile.postgres").read_text()
+    assert "postgresql-15" in text and "PGDATA=/var/lib/postgresql/data" in text
+    assert ("postgres-data", "/var/lib/postgresql/data") in mounts(postgres)
+    entrypoint = DOCKER / "smoke" / "postgres-entrypoint.sh"
+    if shutil.which("sh"):
+        subprocess.run(["sh", "-n", str(entrypoint)], check=True)
+    script = entrypoint.read_text()
+    for name in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"):
+        assert name in script
+    assert "/docker-entrypoint-initdb.d/*.sql" in script and "ON_ERROR_STOP=1" in script
+    assert "listen_addresses='*'" in script and "scram-sha-256" in script
+    # The health check the compose file gives it finds pg_isready on the image's PATH.
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert "PATH=/usr/lib/postgresql/15/bin" in text
+
+
+def test_smoke_ports_are_loopback_only_and_the_scripts(smoke, production):
+    production_ports = {host for s in production.values() for host, _ in published_ports(s)}
+    seen: dict[int, str] = {}
+    for name, service in smoke.items():
+        for entry in service.get("ports") or []:
+            assert str(entry).startswith("127.0.0.1:"), f"{name}: {entry} is not loopback-only"
+        for host, _ in published_ports(service):
+            assert host not in seen and host not in production_ports, f"{name}: {host}"
+            seen[host] = name
+    script = SMOKE_SCRIPT.read_text()
+    (serve_port,) = (host for host, _ in published_ports(smoke["model-server"]))
+    assert f"SERVE_PORT={serve_port} " in script
+    # The Prefect UI's API address follows the published port.
+    ui = urlsplit(environment(smoke["prefect-server"])["PREFECT_UI_API_URL"])
+    assert (ui.port, 4200) in published_ports(smoke["prefect-server"])
+
+
+def test_smoke_script_builds_every_image_the_stack_runs(smoke):
+    script = SMOKE_SCRIPT.read_text()
+    subprocess.run(["bash", "-n", str(SMOKE_SCRIPT)], check=True)
+    built = dict(re.findall(r"^step \"build [^\"]+\" build_image (\S+) (\S+)$", script, re.M))
+    assert 'args+=(--build-context "torch-wheels=' in script
+    for name, service in smoke.items():
+        if "build" not in service:
+            continue
+        image = service["image"].removesuffix(":latest").removeprefix("ser-automl/")
+        assert image in built, f"{name}: the script does not build {service['image']}"
+        assert ROOT / built[image] == build_dockerfile(service), name
+    assert "-f docker/compose.yaml -f docker/compose.smoke.yaml" in script
+    assert "up -d --no-build" in script and "down -v" in script
+    assert "trap on_exit EXIT" in script
+    retrain = re.search(r"ser retrain --config (\S+)", script)
+    assert retrain and (ROOT / retrain[1]).is_file()
+    assert "/invocations" in script and 'echo "prediction ok: $EMOTION"' in script
+    assert script.rstrip().endswith('echo "prediction ok: $EMOTION"'), "the last line printed"
 
 
 # ---------------------------------------------------------------------------------------------
