@@ -51,6 +51,7 @@ OUTPUT_COLUMNS = [
     "probabilities",
     "segments",
     "speaker_normalised",
+    "error",
 ]
 DEFAULT_MAX_DURATION_S = 600.0
 DEFAULT_MAX_SEGMENT_S = 8.0
@@ -105,7 +106,12 @@ class EmotionModel(PythonModel):
         self.timeout_s = float(timeout.get()) if timeout.defined else None
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        """One output row per input row; raises a 400-mapped error for any bad row."""
+        """One output row per input row, the good rows scored in one batched predictor call.
+
+        A bad row among good ones gets its own ``error`` message (and no emotion) while the
+        others are answered; when every row is bad (a single bad row included) the request
+        fails with HTTP 400 naming the problem.
+        """
         if not isinstance(model_input, pd.DataFrame) or AUDIO_COLUMN not in model_input.columns:
             raise bad_request(
                 f"input needs a column {AUDIO_COLUMN!r} holding base64-encoded audio file bytes"
@@ -113,26 +119,63 @@ class EmotionModel(PythonModel):
         if len(model_input) == 0:
             raise bad_request("input has no rows")
         deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
-        described = [
-            self._describe(value, position, deadline)
-            for position, value in enumerate(model_input[AUDIO_COLUMN])
-        ]
-        normalised = self._session_rows(model_input)
+        described: list[tuple[list, pd.DataFrame] | None] = []
+        errors: list[RequestError | None] = []
+        for position, value in enumerate(model_input[AUDIO_COLUMN]):
+            try:
+                described.append(self._describe(value, position, deadline))
+                errors.append(None)
+            except RequestError as exc:
+                if exc.status != 400:  # a timeout ends the whole request
+                    raise
+                described.append(None)
+                errors.append(exc)
+        good = np.array([error is None for error in errors])
+        if not good.any():
+            raise errors[0] if len(errors) == 1 else bad_request(_every_row_failed(errors))
+        normalised = self._session_rows(model_input, good)
         if normalised.any():
             self._normalise_sessions(described, model_input[SESSION_COLUMN], normalised)
+        answers = self._answer_all(described, normalised)
         rows = [
-            self._answer(spans, features, normalised=bool(flag))
-            for (spans, features), flag in zip(described, normalised, strict=True)
+            answers[i] if error is None else _error_row(error.reason)
+            for i, error in enumerate(errors)
         ]
-        return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+        frame = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+        # None, not NaN, for a failed row (NaN is not JSON); floats stay floats.
+        frame["confidence"] = pd.Series([row["confidence"] for row in rows], dtype=object)
+        return frame
 
-    def _session_rows(self, model_input: pd.DataFrame) -> np.ndarray:
-        """Which rows belong to a session with enough clips to be speaker-normalised."""
+    def _answer_all(
+        self, described: list[tuple[list, pd.DataFrame] | None], normalised: np.ndarray
+    ) -> dict[int, dict[str, Any]]:
+        """Answers of the described rows: one ``predict_proba`` per predictor, not per row."""
+        answers: dict[int, dict[str, Any]] = {}
+        for flag in (False, True):
+            chosen = [
+                i for i, item in enumerate(described) if item is not None and normalised[i] == flag
+            ]
+            if not chosen:
+                continue
+            predictor = self.session_predictor if flag else self.predictor
+            stacked = pd.concat([described[i][1] for i in chosen], ignore_index=True)
+            proba = predictor.predict_proba(stacked)
+            start = 0
+            for i in chosen:
+                spans = described[i][0]
+                answers[i] = _answer(
+                    spans, proba[start : start + len(spans)], predictor.classes, normalised=flag
+                )
+                start += len(spans)
+        return answers
+
+    def _session_rows(self, model_input: pd.DataFrame, good: np.ndarray) -> np.ndarray:
+        """Which good rows belong to a session with enough good clips to be normalised."""
         flags = np.zeros(len(model_input), dtype=bool)
         if SESSION_COLUMN not in model_input.columns or self.session_predictor is None:
             return flags
         sessions = model_input[SESSION_COLUMN]
-        present = sessions.notna() & (sessions.astype(str).str.len() > 0)
+        present = sessions.notna() & (sessions.astype(str).str.len() > 0) & good
         counts = sessions[present].astype(str).value_counts()
         return (present & sessions.astype(str).map(counts).ge(MIN_CLIPS_PER_SPEAKER)).to_numpy()
 
@@ -186,32 +229,6 @@ class EmotionModel(PythonModel):
                 error_code=DEADLINE_EXCEEDED,
             )
 
-    def _answer(
-        self, spans: list[tuple[float, float]], features: pd.DataFrame, *, normalised: bool
-    ) -> dict[str, Any]:
-        predictor = self.session_predictor if normalised else self.predictor
-        proba = predictor.predict_proba(features)
-        weights = np.array([end - start for start, end in spans])
-        overall = (proba * weights[:, None]).sum(axis=0) / weights.sum()
-        classes = predictor.classes
-        best = int(np.argmax(overall))
-        segments = [
-            {
-                "start": round(start, 3),
-                "end": round(end, 3),
-                "emotion": classes[int(np.argmax(row))],
-                "confidence": float(np.max(row)),
-            }
-            for (start, end), row in zip(spans, proba, strict=True)
-        ]
-        return {
-            "emotion": classes[best],
-            "confidence": float(overall[best]),
-            "probabilities": {label: float(p) for label, p in zip(classes, overall, strict=True)},
-            "segments": segments,
-            "speaker_normalised": normalised,
-        }
-
     def _decode(self, value: Any, position: int) -> Clip:
         if not isinstance(value, str | bytes) or not value:
             raise bad_request(f"row {position}: {AUDIO_COLUMN!r} is empty or not a string")
@@ -241,6 +258,50 @@ def _looks_like_path(value: str | bytes) -> bool:
 _PATH_LIKE = re.compile(
     r"(^(/|~|\.{1,2}/|[A-Za-z]:\\|file:)|\.(wav|flac|mp3|ogg|aiff?|m4a)$)", re.IGNORECASE
 )
+
+
+def _answer(
+    spans: list[tuple[float, float]], proba: np.ndarray, classes: list[str], *, normalised: bool
+) -> dict[str, Any]:
+    """One row's answer from its pieces' probabilities, weighted by their durations."""
+    weights = np.array([end - start for start, end in spans])
+    overall = (proba * weights[:, None]).sum(axis=0) / weights.sum()
+    best = int(np.argmax(overall))
+    segments = [
+        {
+            "start": round(start, 3),
+            "end": round(end, 3),
+            "emotion": classes[int(np.argmax(row))],
+            "confidence": float(np.max(row)),
+        }
+        for (start, end), row in zip(spans, proba, strict=True)
+    ]
+    return {
+        "emotion": classes[best],
+        "confidence": float(overall[best]),
+        "probabilities": {label: float(p) for label, p in zip(classes, overall, strict=True)},
+        "segments": segments,
+        "speaker_normalised": normalised,
+        "error": None,
+    }
+
+
+def _error_row(message: str) -> dict[str, Any]:
+    """The answer of a row that could not be scored: no emotion, only why."""
+    return {
+        "emotion": None,
+        "confidence": None,
+        "probabilities": {},
+        "segments": [],
+        "speaker_normalised": False,
+        "error": message,
+    }
+
+
+def _every_row_failed(errors: list[RequestError | None], *, shown: int = 5) -> str:
+    reasons = [error.reason for error in errors if error is not None]
+    more = f"; and {len(reasons) - shown} more" if len(reasons) > shown else ""
+    return f"every row failed: {'; '.join(reasons[:shown])}{more}"
 
 
 def _cut(clip: Clip, start: float, end: float) -> Clip:

@@ -125,6 +125,11 @@ def _score_audio(model_uri: str, paths: list[str], classes: list[str]) -> np.nda
     model = mlflow.pyfunc.load_model(model_uri)
     audio = [base64.b64encode(Path(p).read_bytes()).decode() for p in paths]
     output = model.predict(pd.DataFrame({"audio": audio}))
+    failed = [
+        f"{path}: {error}" for path, error in zip(paths, output["error"], strict=True) if error
+    ]
+    if failed:
+        raise PromotionError(f"{model_uri} could not score {len(failed)} test clips: {failed[0]}")
     return np.array([[row[label] for label in classes] for row in output["probabilities"]])
 
 

@@ -40,23 +40,25 @@ def predict(
         model = mlflow.pyfunc.load_model(model_uri(model_name))
     except mlflow.exceptions.MlflowException as exc:
         fail(f"cannot load {model_uri(model_name)}: {exc}; run `ser promote` first")
-    if session is not None:
-        try:
-            audio = [base64.b64encode(path.read_bytes()).decode() for path in files]
-            frame = pd.DataFrame({"audio": audio, "session": session})
-            rows = list(model.predict(frame).itertuples(index=False))
-        except (OSError, mlflow.exceptions.MlflowException) as exc:
-            fail(f"session {session}: {getattr(exc, 'message', exc)}")
-        for path, row in zip(files, rows, strict=True):
-            _print_prediction(path, row._asdict())
-            _write_plot(model, path, row._asdict(), plot, several=len(files) > 1)
-        return
+    readable: list[tuple[Path, str]] = []
     for path in files:
         try:
-            audio = base64.b64encode(path.read_bytes()).decode()
-            row = model.predict(pd.DataFrame({"audio": [audio]})).iloc[0]
-        except (OSError, mlflow.exceptions.MlflowException) as exc:
-            console.print(f"[red]{path}:[/] {getattr(exc, 'message', exc)}")
+            readable.append((path, base64.b64encode(path.read_bytes()).decode()))
+        except OSError as exc:
+            console.print(f"[red]{path}:[/] cannot read the file ({exc.strerror or exc})")
+    if not readable:
+        raise typer.Exit(code=2)
+    # One request for every file: scored together, a bad file gets its own error.
+    frame = pd.DataFrame({"audio": [audio for _, audio in readable]})
+    if session is not None:
+        frame["session"] = session
+    try:
+        rows = model.predict(frame).to_dict(orient="records")
+    except mlflow.exceptions.MlflowException as exc:
+        fail(getattr(exc, "reason", exc.message))
+    for (path, _), row in zip(readable, rows, strict=True):
+        if row.get("error"):
+            console.print(f"[red]{path}:[/] {row['error']}")
             continue
         _print_prediction(path, row)
         _write_plot(model, path, row, plot, several=len(files) > 1)

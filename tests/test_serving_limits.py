@@ -11,6 +11,7 @@ import base64
 import io
 
 import mlflow
+import numpy as np
 import pytest
 import requests
 import soundfile as sf
@@ -64,7 +65,7 @@ def server(tmp_path_factory) -> dict:
         for _ in range(3):  # the first request warms librosa up and may exceed the timeout
             if post(url, [[clip]]).status_code == 200:
                 break
-        yield {"url": url, "clip": clip, "process": process}
+        yield {"url": url, "clip": clip, "process": process, "demo": demo}
     mp.undo()
 
 
@@ -132,3 +133,47 @@ def test_a_request_over_the_timeout_gets_504_and_the_server_answers_after(server
     assert body["error_code"] == "DEADLINE_EXCEEDED"
     assert f"{TIMEOUT_S} s limit" in body["message"]
     assert_still_serving(server)
+
+
+def demo_clips(server: dict, count: int) -> list[str]:
+    paths = sorted(server["demo"].rglob("*.wav"))[::7][:count]
+    return [base64.b64encode(path.read_bytes()).decode() for path in paths]
+
+
+def test_a_multi_row_request_answers_as_the_rows_sent_one_by_one(server):
+    clips = demo_clips(server, 6)
+    together = post(server["url"], [[clip] for clip in clips])
+    assert together.status_code == 200, together.text[:500]
+    batched = together.json()["predictions"]
+    for clip, answer in zip(clips, batched, strict=True):
+        alone = post(server["url"], [[clip]]).json()["predictions"][0]
+        assert answer["emotion"] == alone["emotion"] and answer["error"] is None
+        assert answer["probabilities"] == pytest.approx(alone["probabilities"], abs=1e-9)
+        for ours, single in zip(answer["segments"], alone["segments"], strict=True):
+            assert ours == {**single, "confidence": pytest.approx(single["confidence"], abs=1e-9)}
+
+
+def test_a_bad_row_gets_its_own_error_and_the_others_are_answered(server):
+    good = demo_clips(server, 2)
+    silent = base64.b64encode(_wav(np.zeros(16000))).decode()
+    response = post(server["url"], [[good[0]], [silent], ["not base64!!"], [good[1]]])
+    assert response.status_code == 200, response.text[:500]
+    answers = response.json()["predictions"]
+    assert [a["error"] is None for a in answers] == [True, False, False, True]
+    assert "row 1: audio is silent" in answers[1]["error"] and answers[1]["emotion"] is None
+    assert "row 2" in answers[2]["error"] and "not valid base64" in answers[2]["error"]
+    assert answers[1]["confidence"] is None and answers[1]["probabilities"] == {}
+    for row, clip in ((0, good[0]), (3, good[1])):
+        alone = post(server["url"], [[clip]]).json()["predictions"][0]
+        assert answers[row]["emotion"] == alone["emotion"]
+
+    every = post(server["url"], [[silent], ["not base64!!"]])
+    assert every.status_code == 400
+    message = every.json()["message"]
+    assert message.startswith("every row failed: row 0: audio is silent") and "row 1" in message
+
+
+def _wav(samples) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples.astype("float32"), 16000, format="WAV")
+    return buffer.getvalue()
