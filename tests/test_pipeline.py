@@ -11,13 +11,13 @@ import io
 import subprocess
 from pathlib import Path
 
+import experiment_configs
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 import requests
 import soundfile as sf
-import yaml
 from mlflow import MlflowClient
 
 from experiments.local_server import free_port, stop, wait_until_serving
@@ -47,25 +47,11 @@ FAST_TRAINERS = {
 
 
 def write_config(folder: Path, name: str, trainers: dict, data: Path) -> Path:
-    config = {
-        "name": name,
-        "data": {
-            "folders": [str(data)],
-            "features": "spectral_prosodic",
-            "features_dir": str(folder / "features"),
-        },
-        "protocol": {"kind": "speaker_independent", "test_speakers": ["synthetic_demo_04"]},
-        "trainers": trainers,
-        "tracking": {"experiment": "ser-tests"},
-        "registry": {"model_name": "ser-emotion", "metric": "uar"},
-        "serving": {
-            "max_duration_s": MAX_DURATION_S,
-            "session_model": [f for f in trainers if f == "sklearn_linear"],
-        },
+    serving = {
+        "max_duration_s": MAX_DURATION_S,
+        "session_model": [f for f in trainers if f == "sklearn_linear"],
     }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    return experiment_configs.write_config(folder, name, trainers, data, serving=serving)
 
 
 @pytest.fixture(scope="module")

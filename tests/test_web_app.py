@@ -10,9 +10,9 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-import yaml
 from browser import CHROMEDRIVER, CHROMIUM, headless_chrome, open_page, upload_and_score
 from ci_requirements import require
+from experiment_configs import write_config
 
 from experiments.local_server import free_port, running
 from experiments.serving import serve_command, serving_environment
@@ -23,24 +23,6 @@ from ser_features.demo_corpus import generate_demo_corpus
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 SER = Path(sys.executable).with_name("ser")
-
-
-def write_config(folder: Path, name: str, data: Path, c_grid: list[float]) -> Path:
-    config = {
-        "name": name,
-        "data": {
-            "folders": [str(data)],
-            "features": "spectral_prosodic",
-            "features_dir": str(folder / "features"),
-        },
-        "protocol": {"kind": "speaker_independent", "test_speakers": ["synthetic_demo_04"]},
-        "trainers": {"sklearn_linear": {"param_grid": {"C": c_grid}, "cv_folds": 2}},
-        "tracking": {"experiment": "ser-app-tests"},
-        "registry": {"model_name": "ser-emotion", "metric": "uar"},
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +37,8 @@ def app_url(tmp_path_factory, shared_data):
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     mp.chdir(root)
     for name, grid in (("first", [0.01]), ("second", [1.0])):
-        config = write_config(root, name, data, grid)
+        trainers = {"sklearn_linear": {"param_grid": {"C": grid}, "cv_folds": 2}}
+        config = write_config(root, name, trainers, data, experiment="ser-app-tests")
         train_models(config_path=str(config))
         promote_model(config_path=str(config))
     env = {**serving_environment(uri), "GRADIO_ANALYTICS_ENABLED": "False"}
