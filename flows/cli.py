@@ -8,7 +8,13 @@ from pathlib import Path
 import typer
 
 from flows import cli_serving
-from flows.user_console import QUIET_LIBRARY_ENV, console, fail, output_mode, quiet_libraries
+from flows.user_console import (
+    console,
+    fail,
+    output_mode,
+    quiet_libraries,
+    quiet_library_environment,
+)
 from ser_features.feature_sets import DEFAULT_FEATURE_SET, FEATURE_SETS
 
 app = typer.Typer(
@@ -30,12 +36,9 @@ def options(
     ),
 ) -> None:
     """Speech emotion recognition: extract features, train with AutoML, track in MLflow."""
-    import os
-
     output_mode.verbose = verbose
     if not verbose:  # before any command imports the libraries that read these
-        for name, value in QUIET_LIBRARY_ENV.items():
-            os.environ.setdefault(name, value)
+        quiet_library_environment()
 
 
 DEMO_DIR = Path("data/demo")

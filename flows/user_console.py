@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -35,6 +35,12 @@ QUIET_LIBRARY_ENV = {
 
 #: Loggers of the flows' own messages; their warnings stay on screen in quiet mode.
 FLOW_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+
+def quiet_library_environment() -> None:
+    """Set :data:`QUIET_LIBRARY_ENV` for this process, before the libraries are imported."""
+    for name, value in QUIET_LIBRARY_ENV.items():
+        os.environ.setdefault(name, value)
 
 
 def fail(message: str) -> None:
@@ -117,7 +123,6 @@ class OutputMode:
     """How the running ``ser`` command shows library output (set by ``--verbose``)."""
 
     verbose: bool = False
-    log_folder: Path = field(default_factory=lambda: Path("mlruns") / "logs")
 
 
 #: The mode of this ``ser`` process.
@@ -133,9 +138,9 @@ def quiet_libraries(command: str) -> Iterator[Path | None]:
     if output_mode.verbose:
         yield None
         return
-    for name, value in QUIET_LIBRARY_ENV.items():
-        os.environ.setdefault(name, value)
-    path = log_file_path(command, output_mode.log_folder)
+    from experiments.tracking import DEFAULT_STORE  # late: it brings MLflow in
+
+    path = log_file_path(command, DEFAULT_STORE / "logs")
     console.print(f"[dim]library output goes to {path} (--verbose shows it here)[/]")
     with library_output_to_log(path):
         yield path
