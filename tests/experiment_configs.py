@@ -1,10 +1,31 @@
-"""Small experiment YAML files for tests that train on the synthetic demo corpus."""
+"""Small experiment YAML files and private stores for tests that train on the demo corpus."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import yaml
+
+from ser_features.demo_corpus import generate_demo_corpus
+
+
+@contextmanager
+def demo_store(root: Path, *, n_speakers: int = 4, chdir: bool = True) -> Iterator[str]:
+    """A synthetic corpus in ``root/demo`` and ``root/mlflow.db`` as the tracking store.
+
+    Yields the store's URI; ``MLFLOW_TRACKING_URI`` (and, with ``chdir``, the working folder,
+    where relative artifact paths resolve) are restored however the block ends.
+    """
+    generate_demo_corpus(root / "demo", n_speakers=n_speakers)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        if chdir:
+            patch.chdir(root)
+        yield uri
 
 
 def write_config(

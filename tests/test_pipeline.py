@@ -25,7 +25,6 @@ from experiments.registry import CHAMPION, PromotionError
 from experiments.serving import serve_command, serving_environment
 from flows.promote import promote_model
 from flows.train import train_models
-from ser_features.demo_corpus import generate_demo_corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -59,15 +58,10 @@ def workspace(tmp_path_factory):
     """A demo corpus, a private MLflow store, and one training run of every family."""
     root = tmp_path_factory.mktemp("pipeline")
     data = root / "demo"
-    generate_demo_corpus(data, n_speakers=4)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    mp.chdir(root)
-    config = write_config(root, "all-families", FAST_TRAINERS, data)
-    report = train_models(config_path=str(config))
-    yield {"root": root, "data": data, "uri": uri, "config": config, "report": report}
-    mp.undo()
+    with experiment_configs.demo_store(root) as uri:
+        config = write_config(root, "all-families", FAST_TRAINERS, data)
+        report = train_models(config_path=str(config))
+        yield {"root": root, "data": data, "uri": uri, "config": config, "report": report}
 
 
 def test_every_family_logs_a_child_run_with_metrics_plot_and_model(workspace):

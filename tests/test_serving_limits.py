@@ -16,6 +16,7 @@ import pytest
 import requests
 import soundfile as sf
 import yaml
+from experiment_configs import demo_store
 from mlflow import MlflowClient
 
 from experiments.local_server import free_port, running
@@ -23,7 +24,6 @@ from experiments.registry import CHAMPION
 from experiments.serving import serve_command, serving_environment
 from experiments.serving_limits import DEFAULT_MAX_REQUEST_MB
 from flows.train import train_models
-from ser_features.demo_corpus import generate_demo_corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -36,37 +36,33 @@ def server(tmp_path_factory) -> dict:
     """A trained champion behind ``mlflow models serve``: its URL and a good request."""
     root = tmp_path_factory.mktemp("limits")
     demo = root / "demo"
-    generate_demo_corpus(demo, n_speakers=3)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    config = {
-        "name": "limits",
-        "data": {"folders": [str(demo)], "features_dir": str(root / "features")},
-        "protocol": {"test_speakers": ["synthetic_demo_03"]},
-        "trainers": {"sklearn_linear": {"param_grid": {"C": [0.01]}, "cv_folds": 2}},
-        "tracking": {"experiment": "limits"},
-    }
-    config_path = root / "limits.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    (family,) = train_models(config_path=str(config_path)).families
-    assert family.status == "FINISHED", family.error
-    version = mlflow.register_model(family.model_uri, MODEL_NAME).version
-    MlflowClient().set_registered_model_alias(MODEL_NAME, CHAMPION, version)
-    clip = base64.b64encode(sorted(demo.rglob("*.wav"))[0].read_bytes()).decode()
-    port = free_port()
-    with running(
-        serve_command(MODEL_NAME, port=port, timeout_s=TIMEOUT_S),
-        env=serving_environment(uri),
-        log_path=root / "server.log",
-        ready_url=f"http://127.0.0.1:{port}/ping",
-    ) as process:
-        url = f"http://127.0.0.1:{port}/invocations"
-        for _ in range(3):  # the first request warms librosa up and may exceed the timeout
-            if post(url, [[clip]]).status_code == 200:
-                break
-        yield {"url": url, "clip": clip, "process": process, "demo": demo}
-    mp.undo()
+    with demo_store(root, n_speakers=3, chdir=False) as uri:
+        config = {
+            "name": "limits",
+            "data": {"folders": [str(demo)], "features_dir": str(root / "features")},
+            "protocol": {"test_speakers": ["synthetic_demo_03"]},
+            "trainers": {"sklearn_linear": {"param_grid": {"C": [0.01]}, "cv_folds": 2}},
+            "tracking": {"experiment": "limits"},
+        }
+        config_path = root / "limits.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        (family,) = train_models(config_path=str(config_path)).families
+        assert family.status == "FINISHED", family.error
+        version = mlflow.register_model(family.model_uri, MODEL_NAME).version
+        MlflowClient().set_registered_model_alias(MODEL_NAME, CHAMPION, version)
+        clip = base64.b64encode(sorted(demo.rglob("*.wav"))[0].read_bytes()).decode()
+        port = free_port()
+        with running(
+            serve_command(MODEL_NAME, port=port, timeout_s=TIMEOUT_S),
+            env=serving_environment(uri),
+            log_path=root / "server.log",
+            ready_url=f"http://127.0.0.1:{port}/ping",
+        ) as process:
+            url = f"http://127.0.0.1:{port}/invocations"
+            for _ in range(3):  # the first request warms librosa up and may exceed the timeout
+                if post(url, [[clip]]).status_code == 200:
+                    break
+            yield {"url": url, "clip": clip, "process": process, "demo": demo}
 
 
 def post(url: str, rows: list[list[str]], columns: tuple[str, ...] = ("audio",)):

@@ -12,13 +12,12 @@ import pandas as pd
 import pytest
 from browser import CHROMEDRIVER, CHROMIUM, headless_chrome, open_page, upload_and_score
 from ci_requirements import require
-from experiment_configs import write_config
+from experiment_configs import demo_store, write_config
 
 from experiments.local_server import free_port, running
 from experiments.serving import serve_command, serving_environment
 from flows.promote import promote_model
 from flows.train import train_models
-from ser_features.demo_corpus import generate_demo_corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -31,35 +30,30 @@ def app_url(tmp_path_factory, shared_data):
     require(bool(CHROMIUM and CHROMEDRIVER), "chromium and chromedriver are not installed")
     root = tmp_path_factory.mktemp("web-app")
     data = root / "demo"
-    generate_demo_corpus(data, n_speakers=4)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    mp.chdir(root)
-    for name, grid in (("first", [0.01]), ("second", [1.0])):
-        trainers = {"sklearn_linear": {"param_grid": {"C": grid}, "cv_folds": 2}}
-        config = write_config(root, name, trainers, data, experiment="ser-app-tests")
-        train_models(config_path=str(config))
-        promote_model(config_path=str(config))
-    env = {**serving_environment(uri), "GRADIO_ANALYTICS_ENABLED": "False"}
-    model_port, app_port = free_port(), free_port()
-    model_url = f"http://127.0.0.1:{model_port}"
-    with (
-        running(
-            serve_command("ser-emotion", port=model_port),
-            env=env,
-            log_path=root / "serve.log",
-            ready_url=f"{model_url}/ping",
-        ),
-        running(
-            [str(SER), "app", "--port", str(app_port), "--model-url", model_url],
-            env=env,
-            log_path=root / "app.log",
-            ready_url=f"http://127.0.0.1:{app_port}/",
-        ),
-    ):
-        yield {"url": f"http://127.0.0.1:{app_port}/", "root": root, "uri": uri}
-    mp.undo()
+    with demo_store(root) as uri:
+        for name, grid in (("first", [0.01]), ("second", [1.0])):
+            trainers = {"sklearn_linear": {"param_grid": {"C": grid}, "cv_folds": 2}}
+            config = write_config(root, name, trainers, data, experiment="ser-app-tests")
+            train_models(config_path=str(config))
+            promote_model(config_path=str(config))
+        env = {**serving_environment(uri), "GRADIO_ANALYTICS_ENABLED": "False"}
+        model_port, app_port = free_port(), free_port()
+        model_url = f"http://127.0.0.1:{model_port}"
+        with (
+            running(
+                serve_command("ser-emotion", port=model_port),
+                env=env,
+                log_path=root / "serve.log",
+                ready_url=f"{model_url}/ping",
+            ),
+            running(
+                [str(SER), "app", "--port", str(app_port), "--model-url", model_url],
+                env=env,
+                log_path=root / "app.log",
+                ready_url=f"http://127.0.0.1:{app_port}/",
+            ),
+        ):
+            yield {"url": f"http://127.0.0.1:{app_port}/", "root": root, "uri": uri}
 
 
 @pytest.fixture(scope="module")
