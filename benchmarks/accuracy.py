@@ -25,9 +25,14 @@ from typing import Any
 import pandas as pd
 
 from experiments.config import load_config
-from experiments.metrics import fold_table_columns
-from experiments.splits import Split, cross_corpus_split, random_stratified_split, speaker_kfold
-from experiments.training import build_trainer, fit_on_split, release
+from experiments.evaluation.metrics import fold_table_columns
+from experiments.evaluation.splits import (
+    Split,
+    cross_corpus_split,
+    random_stratified_split,
+    speaker_kfold,
+)
+from experiments.training.fitting import build_trainer, fit_on_split, release
 from ser_features.feature_table import FEATURES_FILE, read_feature_table
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

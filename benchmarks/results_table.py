@@ -20,9 +20,9 @@ from typing import Any
 import pandas as pd
 from sklearn.neural_network import MLPClassifier
 
-from experiments.metrics import evaluate, fold_table_columns
-from experiments.splits import Split, random_stratified_split, speaker_kfold
-from experiments.training import build_trainer, fit_on_split, release
+from experiments.evaluation.metrics import evaluate, fold_table_columns
+from experiments.evaluation.splits import Split, random_stratified_split, speaker_kfold
+from experiments.training.fitting import build_trainer, fit_on_split, release
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
 from ser_features.labels import ordered_labels
 

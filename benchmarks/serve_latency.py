@@ -17,6 +17,7 @@ import base64
 import io
 import json
 import os
+import sys
 import tempfile
 import time
 import urllib.request
@@ -118,8 +119,10 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ser-latency-"))
     uri, report = train_demo_models(workdir, args.families, features=args.features)
 
-    from experiments.local_server import free_port, running
-    from experiments.serving import serve_command, serving_environment
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from local_server import free_port, running
+
+    from experiments.serving.command import serve_command, serving_environment
 
     body = json.dumps(
         {"dataframe_split": {"columns": ["audio"], "data": [[four_second_clip(workdir / "demo")]]}}

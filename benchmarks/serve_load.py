@@ -187,7 +187,7 @@ def main() -> None:
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]), flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="ser-load-"))
     if args.model:
-        from experiments.tracking import configure_tracking
+        from experiments.tracking.runs import configure_tracking
 
         uri, name = configure_tracking(), args.model
     else:
@@ -200,8 +200,10 @@ def main() -> None:
 
     import mlflow
 
-    from experiments.local_server import free_port, running
-    from experiments.serving import serve_command, serving_environment
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from local_server import free_port, running
+
+    from experiments.serving.command import serve_command, serving_environment
 
     info = mlflow.models.get_model_info(f"models:/{name}@champion")
     config = info.flavors["python_function"].get("model_config") or {}

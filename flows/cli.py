@@ -198,7 +198,7 @@ def promote(
     ),
 ) -> None:
     """Register the best model of a training run; move @champion only if it is better."""
-    from experiments.registry import PromotionError
+    from experiments.tracking.registry import PromotionError
     from flows.promote import promote_model
 
     try:
@@ -260,7 +260,7 @@ def ui(
     """Open the MLflow UI on the project's store, to compare runs."""
     import os
 
-    from experiments.mlflow_ui import UI_ENV, default_backend_store_uri, ui_command
+    from experiments.tracking.mlflow_ui import UI_ENV, default_backend_store_uri, ui_command
 
     command = ui_command(backend_store_uri=default_backend_store_uri(), host=host, port=port)
     console.print(f"MLflow UI on http://{host}:{port}  ({' '.join(command)})")

@@ -32,8 +32,8 @@ def predict(
     import mlflow
     import pandas as pd
 
-    from experiments.serving import model_uri
-    from experiments.tracking import configure_tracking
+    from experiments.serving.command import model_uri
+    from experiments.tracking.runs import configure_tracking
 
     configure_tracking()
     try:
@@ -113,8 +113,8 @@ def serve(
     """
     import os
 
-    from experiments.serving import serve_command, serving_environment
-    from experiments.tracking import configure_tracking
+    from experiments.serving.command import serve_command, serving_environment
+    from experiments.tracking.runs import configure_tracking
 
     command = serve_command(model_name, host=host, port=port, workers=workers, timeout_s=timeout)
     console.print(" ".join(command))
@@ -130,7 +130,7 @@ def web_app(
     ),
 ) -> None:
     """A local web page: upload or record speech, see its emotion over time."""
-    from experiments.tracking import configure_tracking
+    from experiments.tracking.runs import configure_tracking
     from ser_app.page import launch
 
     configure_tracking()

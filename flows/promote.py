@@ -6,8 +6,8 @@ import mlflow
 from prefect import flow, get_run_logger
 
 from experiments.config import load_config
-from experiments.registry import PromotionDecision, PromotionError, promote
-from experiments.tracking import configure_tracking
+from experiments.tracking.registry import PromotionDecision, PromotionError, promote
+from experiments.tracking.runs import configure_tracking
 
 
 def latest_training_run(experiment: str, config_name: str) -> str:

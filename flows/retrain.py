@@ -21,8 +21,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import State
 
 from experiments.config import load_config
-from experiments.registry import PromotionDecision, PromotionError, promote
-from experiments.tracking import configure_tracking
+from experiments.tracking.registry import PromotionDecision, PromotionError, promote
+from experiments.tracking.runs import configure_tracking
 from flows.train import TrainingReport, train_models
 
 DEFAULT_DEPLOYMENT = "ser-retrain"

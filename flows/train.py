@@ -20,10 +20,10 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from experiments.config import ExperimentConfig, load_config
-from experiments.metrics import evaluate
-from experiments.predictors import SESSION_SUBDIR, load_predictor, save_predictor
-from experiments.splits import Split
-from experiments.tracking import (
+from experiments.evaluation.metrics import evaluate
+from experiments.evaluation.splits import Split
+from experiments.families.predictors import SESSION_SUBDIR, load_predictor, save_predictor
+from experiments.tracking.runs import (
     configure_tracking,
     ensure_experiment,
     flatten_params,
@@ -32,7 +32,7 @@ from experiments.tracking import (
     log_served_model,
     provenance,
 )
-from experiments.training import (
+from experiments.training.fitting import (
     build_trainer,
     fit_on_split,
     label_distribution,
@@ -316,7 +316,7 @@ def augmented_copies(config: ExperimentConfig) -> pd.DataFrame | None:
     """Extract (or reuse) the configured augmentations of every clip; ``None`` without any.
 
     The copies are only joined to the training side of each split, by
-    :func:`experiments.training.fit_on_split`.
+    :func:`experiments.training.fitting.fit_on_split`.
     """
     if not config.data.augment:
         return None

@@ -138,7 +138,7 @@ def quiet_libraries(command: str) -> Iterator[Path | None]:
     if output_mode.verbose:
         yield None
         return
-    from experiments.tracking import DEFAULT_STORE  # late: it brings MLflow in
+    from experiments.tracking.runs import DEFAULT_STORE  # late: it brings MLflow in
 
     path = log_file_path(command, DEFAULT_STORE / "logs")
     console.print(f"[dim]library output goes to {path} (--verbose shows it here)[/]")

@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 from browser import headless_chrome, open_page, upload_and_score  # noqa: E402
+from local_server import free_port, running  # noqa: E402
 
-from experiments.local_server import free_port, running  # noqa: E402
-from experiments.serving import serving_environment  # noqa: E402
+from experiments.serving.command import serving_environment  # noqa: E402
 
 
 def main() -> None:

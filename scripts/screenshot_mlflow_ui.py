@@ -32,8 +32,8 @@ from typing import Any
 from websockets.sync.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from experiments.local_server import stop
-from experiments.mlflow_ui import running_ui
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from local_server import running_ui, stop
 
 DEFAULT_STORE = f"sqlite:///{Path('mlruns/mlflow.db').resolve()}"
 METRICS = ("accuracy", "macro_f1", "log_loss", "uar")  # uar last: it colours the plot

@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from experiments.registry import CHAMPION
+from experiments.tracking.registry import CHAMPION
 
 #: Corpus name of the synthetic demo speakers (``ser_features.demo_corpus``).
 SYNTHETIC_CORPUS = "synthetic_demo"

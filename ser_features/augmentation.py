@@ -2,7 +2,8 @@
 
 An augmented copy is derived from one clip and is only ever used when that clip is on the
 training side of a split: the tables of augmented copies keep the source clip's ``path`` and
-``digest``, and :func:`experiments.training.fit_on_split` keeps copies of training clips only.
+``digest``, and :func:`experiments.training.fitting.fit_on_split` keeps copies of training
+clips only.
 Each copy is deterministic: the random draw is seeded by the clip's content digest and the
 augmentation's name, so a re-run or a cache hit gives identical numbers.
 """

@@ -40,7 +40,7 @@ def shared_data() -> Path:
 def servers_die_with_the_session():
     """Whatever the tests start (the Prefect server, H2O JVMs, scoring and MLflow servers)
     is stopped once this pytest process is gone, even after a SIGKILL or a segfault."""
-    from experiments.process_guard import kill_with_this_process
+    from experiments.engines.process_guard import kill_with_this_process
 
     watchdog = kill_with_this_process()
     yield watchdog

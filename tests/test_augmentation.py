@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from experiments.splits import speaker_kfold
-from experiments.trainers.sklearn_linear import SklearnLinearTrainer
-from experiments.training import augmented_training_rows, fit_on_split
+from experiments.evaluation.splits import speaker_kfold
+from experiments.families.sklearn_linear import SklearnLinearTrainer
+from experiments.training.fitting import augmented_training_rows, fit_on_split
 from flows.extract import extract_features
 from ser_features.audio import load_audio
 from ser_features.augmentation import AUGMENTATIONS, augment_clip, get_augmentation

@@ -823,7 +823,7 @@ def test_docker_compose_config_accepts_the_file():
 
 
 def test_the_served_image_runs_the_scoring_server_as_ser_serve_does():
-    from experiments.serving import HTTP_PROTOCOL
+    from experiments.serving.command import HTTP_PROTOCOL
 
     text = (DOCKER / "Dockerfile.serve").read_text()
     assert f"UVICORN_HTTP={HTTP_PROTOCOL}" in text  # 413 body limit, clean JSON errors

@@ -27,8 +27,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from experiments.registry import CHALLENGER, CHAMPION, PromotionError, promote
-from experiments.tracking import log_served_model
+from experiments.tracking.registry import CHALLENGER, CHAMPION, PromotionError, promote
+from experiments.tracking.runs import log_served_model
 from flows.promote import promote_model
 from flows.train import train_models
 from ser_features.demo_corpus import generate_demo_corpus

@@ -1,4 +1,4 @@
-"""Tests for ``experiments.metrics`` (known answers) and ``experiments.confusion_plot``."""
+"""Tests for ``experiments.evaluation.metrics`` (known answers) and its confusion plot."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.confusion_plot import confusion_csv, plot_confusion
-from experiments.metrics import (
+from experiments.evaluation.confusion_plot import confusion_csv, plot_confusion
+from experiments.evaluation.metrics import (
     EvaluationResult,
     evaluate,
     evaluate_pooled,

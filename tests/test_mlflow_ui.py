@@ -1,4 +1,4 @@
-"""The MLflow UI from ``experiments.mlflow_ui`` serves the app, the runs and their artifacts."""
+"""The MLflow UI from ``experiments.tracking.mlflow_ui`` serves the app, runs and artifacts."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import local_server
 import pytest
 import requests
 
-from experiments import local_server, mlflow_ui
+from experiments.tracking import mlflow_ui
 
 # A 1x1 PNG, standing in for the confusion matrix.
 PNG = base64.b64decode(
@@ -88,7 +89,7 @@ def _make_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, s
 @pytest.mark.timeout(180)
 def test_ui_serves_app_runs_and_artifacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     uri, experiment_id, runs = _make_store(tmp_path, monkeypatch)
-    with mlflow_ui.running_ui(uri, cwd=tmp_path) as base:
+    with local_server.running_ui(uri, cwd=tmp_path) as base:
         page = requests.get(f"{base}/", timeout=30)
         assert page.status_code == 200
         assert '<div id="root">' in page.text or "MLflow" in page.text

@@ -19,7 +19,7 @@ jpype = pytest.importorskip("jpype")
 
 from h2o.estimators import H2OGradientBoostingEstimator  # noqa: E402
 
-from experiments.mojo_scorer import (  # noqa: E402
+from experiments.serving.mojo_scorer import (  # noqa: E402
     JavaNotFoundError,
     MojoScorer,
     find_java_home,

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.h2o_cluster import java_available
-from experiments.process_guard import GRACE_S, INTERVAL_S, kill_with_this_process
+from experiments.engines.h2o_cluster import java_available
+from experiments.engines.process_guard import GRACE_S, INTERVAL_S, kill_with_this_process
 
 TESTS = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -96,7 +96,7 @@ def test_the_watchdog_stops_guarded_processes_and_their_children_when_the_parent
             f"""
             import json, subprocess, sys, time
             sys.path.insert(0, {str(TESTS.parent)!r})
-            from experiments.process_guard import kill_with_this_process
+            from experiments.engines.process_guard import kill_with_this_process
             guarded = subprocess.Popen(
                 ["bash", "-c", "sleep 600 & wait"], start_new_session=True
             )
@@ -145,8 +145,8 @@ from pathlib import Path
 
 import h2o
 
-from experiments.h2o_cluster import connect_h2o
-from experiments.local_server import free_port, wait_until_serving
+from experiments.engines.h2o_cluster import connect_h2o
+from local_server import free_port, wait_until_serving
 
 
 def test_hold_the_servers(prefect_server, tmp_path):
@@ -226,8 +226,8 @@ def test_kill_minus_9_of_a_process_group_with_a_local_h2o_jvm_stops_the_jvm(tmp_
             f"""
             import json, time
             import h2o
-            from experiments.h2o_cluster import connect_h2o
-            from experiments.local_server import free_port
+            from experiments.engines.h2o_cluster import connect_h2o
+            from local_server import free_port
             connect_h2o(max_mem_size="512M", nthreads=1, port=free_port(),
                         ice_root={str(tmp_path / "ice")!r})
             server = h2o.connection().local_server

@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 import requests
 import soundfile as sf
+from local_server import free_port, stop, wait_until_serving
 from mlflow import MlflowClient
 
-from experiments.local_server import free_port, stop, wait_until_serving
-from experiments.registry import CHAMPION, PromotionError
-from experiments.serving import serve_command, serving_environment
+from experiments.serving.command import serve_command, serving_environment
+from experiments.tracking.registry import CHAMPION, PromotionError
 from flows.promote import promote_model
 from flows.train import train_models
 

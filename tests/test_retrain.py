@@ -9,7 +9,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from experiments.registry import CHAMPION
+from experiments.tracking.registry import CHAMPION
 from flows.retrain import RetrainBusyError, retrain_flow, store_lock
 from ser_features.demo_corpus import generate_demo_corpus
 

@@ -17,12 +17,12 @@ import requests
 import soundfile as sf
 import yaml
 from experiment_configs import demo_store
+from local_server import free_port, running
 from mlflow import MlflowClient
 
-from experiments.local_server import free_port, running
-from experiments.registry import CHAMPION
-from experiments.serving import serve_command, serving_environment
-from experiments.serving_limits import DEFAULT_MAX_REQUEST_MB
+from experiments.serving.command import serve_command, serving_environment
+from experiments.serving.limits import DEFAULT_MAX_REQUEST_MB
+from experiments.tracking.registry import CHAMPION
 from flows.train import train_models
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]

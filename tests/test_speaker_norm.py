@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.speaker_norm import MIN_CLIPS_PER_SPEAKER, standardise_per_speaker
+from experiments.training.normalisation import MIN_CLIPS_PER_SPEAKER, standardise_per_speaker
 
 
 def test_each_speaker_gets_zero_mean_unit_variance():

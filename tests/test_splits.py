@@ -1,4 +1,4 @@
-"""Tests for the evaluation protocols in ``experiments.splits`` (synthetic tables only)."""
+"""Tests for the evaluation protocols in ``experiments.evaluation.splits`` (synthetic tables)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
-from experiments.splits import (
+from experiments.evaluation.splits import (
     CROSS_CORPUS,
     RANDOM_SPLIT_NOTE,
     RANDOM_STRATIFIED,

@@ -15,14 +15,14 @@ from sklearn.base import clone
 from sklearn.metrics import balanced_accuracy_score
 from synthetic_features import speaker_blobs
 
-from experiments.trainers.base import Trainer, predict_labels
-from experiments.trainers.keras_nets import (
+from experiments.families.base import Trainer, predict_labels
+from experiments.families.keras_nets import (
     KerasANNTrainer,
     KerasCNNTrainer,
     KerasTrainerBase,
     validation_split,
 )
-from experiments.trainers.sklearn_mlp import (
+from experiments.families.sklearn_mlp import (
     SklearnMLPTrainer,
     make_cv_splits,
     select_features,

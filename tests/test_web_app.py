@@ -13,9 +13,9 @@ import pytest
 from browser import CHROMEDRIVER, CHROMIUM, headless_chrome, open_page, upload_and_score
 from ci_requirements import require
 from experiment_configs import demo_store, write_config
+from local_server import free_port, running
 
-from experiments.local_server import free_port, running
-from experiments.serving import serve_command, serving_environment
+from experiments.serving.command import serve_command, serving_environment
 from flows.promote import promote_model
 from flows.train import train_models
 

@@ -21,8 +21,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from experiments.metrics import evaluate
-from experiments.predictors import load_predictor
+from experiments.evaluation.metrics import evaluate
+from experiments.families.predictors import load_predictor
 from ser_features.feature_table import feature_columns, read_feature_table
 
 CHAMPION = "champion"

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 
 from experiments.config import ProtocolConfig
-from experiments.metrics import EvaluationResult, evaluate, summarise_folds
-from experiments.speaker_norm import standardise_per_speaker
-from experiments.splits import (
+from experiments.evaluation.metrics import EvaluationResult, evaluate, summarise_folds
+from experiments.evaluation.splits import (
     Split,
     cross_corpus_split,
     random_stratified_kfold,
@@ -19,7 +18,8 @@ from experiments.splits import (
     speaker_independent_split,
     speaker_kfold,
 )
-from experiments.trainers.base import Trainer
+from experiments.families.base import Trainer
+from experiments.training.normalisation import standardise_per_speaker
 from ser_features.feature_table import feature_columns
 
 
@@ -27,23 +27,23 @@ def build_trainer(family: str, params: dict[str, Any], *, seed: int) -> Trainer:
     """A fresh, unfitted trainer of ``family`` with ``params`` (the seed unless overridden)."""
     settings = {"seed": seed, **params}
     if family == "sklearn_mlp":
-        from experiments.trainers.sklearn_mlp import SklearnMLPTrainer
+        from experiments.families.sklearn_mlp import SklearnMLPTrainer
 
         return SklearnMLPTrainer(**settings)
     if family == "sklearn_linear":
-        from experiments.trainers.sklearn_linear import SklearnLinearTrainer
+        from experiments.families.sklearn_linear import SklearnLinearTrainer
 
         return SklearnLinearTrainer(**settings)
     if family == "keras_ann":
-        from experiments.trainers.keras_nets import KerasANNTrainer
+        from experiments.families.keras_nets import KerasANNTrainer
 
         return KerasANNTrainer(**settings)
     if family == "keras_cnn":
-        from experiments.trainers.keras_nets import KerasCNNTrainer
+        from experiments.families.keras_nets import KerasCNNTrainer
 
         return KerasCNNTrainer(**settings)
     if family == "h2o_automl":
-        from experiments.trainers.h2o_automl import H2OAutoMLTrainer
+        from experiments.families.h2o_automl import H2OAutoMLTrainer
 
         return H2OAutoMLTrainer(**settings)
     raise ValueError(f"unknown model family {family!r}")
@@ -115,7 +115,7 @@ def fit_on_split(
     rows, when given) and evaluate on its test rows.
 
     With ``normalise_speakers`` every speaker's features are standardised by that speaker's
-    own original clips, on both sides (see :mod:`experiments.speaker_norm`): the test side
+    own original clips, on both sides (see :mod:`experiments.training.normalisation`): the test side
     then uses the test speakers' unlabelled clips, which a per-clip deployment does not have.
     """
     columns = feature_columns(table)

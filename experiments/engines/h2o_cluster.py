@@ -17,7 +17,7 @@ from pathlib import Path
 import h2o
 from h2o.exceptions import H2OConnectionError, H2OServerError
 
-from experiments.process_guard import kill_with_this_process
+from experiments.engines.process_guard import kill_with_this_process
 
 #: Environment variable naming an existing cluster, e.g. ``http://h2o.internal:54321``.
 URL_ENV = "SER_H2O_URL"

@@ -15,7 +15,7 @@ plain text.  :class:`RequestLimits` wraps the scoring app (outside MLflow's midd
 ``mlflow models serve`` starts ``uvicorn``, which takes ``UVICORN_*`` environment variables
 for its options; ``UVICORN_HTTP`` names :class:`LimitedH11Protocol` (uvicorn's h11 protocol
 with the app wrapped), so the server is still started by ``mlflow models serve`` unchanged.
-:func:`experiments.serving.serving_environment` sets it.
+:func:`experiments.serving.command.serving_environment` sets it.
 
 Example
 -------

@@ -1,4 +1,5 @@
-"""Local HTTP servers started as processes (scoring server, MLflow UI): ports, readiness, stop."""
+"""Test and benchmark helpers: local HTTP servers started as processes (scoring server,
+MLflow UI), their ports, readiness and stop."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from experiments.tracking import mlflow_ui
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -83,3 +86,27 @@ def running(
             yield process
         finally:
             stop(process)
+
+
+@contextmanager
+def running_ui(
+    backend_store_uri: str, *, cwd: str | Path | None = None, timeout: float = 120
+) -> Iterator[str]:
+    """Run the UI on a free port of 127.0.0.1 and yield its base URL; stop it afterwards.
+
+    Its log goes to stderr. It runs in its own session, so stopping it stops uvicorn too.
+    """
+    port = free_port()
+    process = subprocess.Popen(
+        mlflow_ui.ui_command(backend_store_uri=backend_store_uri, port=port),
+        cwd=cwd,
+        env={**os.environ, **mlflow_ui.UI_ENV},
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(f"{base}/health", process=process, timeout=timeout)
+        yield base
+    finally:
+        stop(process)

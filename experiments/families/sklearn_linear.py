@@ -8,7 +8,7 @@ from typing import Any
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 
-from experiments.trainers.sklearn_mlp import SpeakerGridSearchTrainer
+from experiments.families.sklearn_mlp import SpeakerGridSearchTrainer
 
 #: Inverse regularisation strengths searched on speaker-disjoint folds.
 DEFAULT_PARAM_GRID: dict[str, list[Any]] = {"C": [0.003, 0.01, 0.03]}

@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
 from sklearn.preprocessing import StandardScaler
 
-from experiments.trainers.sklearn_mlp import check_labels, select_features
+from experiments.families.sklearn_mlp import check_labels, select_features
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 _KERAS_WAS_IMPORTED = "keras" in sys.modules

@@ -7,7 +7,7 @@ every model it serves; ``ser serve --max-request-mb/--timeout`` set them):
 - ``MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT`` (MLflow's own ``--timeout``, default 60 s): a
   request still running after it gets HTTP 504, and the model stops describing it.
 
-Both are enforced by :mod:`experiments.serving_limits`, which uvicorn loads as its HTTP
+Both are enforced by :mod:`experiments.serving.limits`, which uvicorn loads as its HTTP
 protocol (``UVICORN_HTTP``); error answers are MLflow-style JSON naming the problem.
 """
 
@@ -18,11 +18,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from experiments.registry import CHAMPION
-from experiments.serving_limits import MAX_REQUEST_MB_ENV
+from experiments.serving.limits import MAX_REQUEST_MB_ENV
+from experiments.tracking.registry import CHAMPION
 
 #: uvicorn's HTTP protocol for the scoring server: h11 behind the request limits.
-HTTP_PROTOCOL = "experiments.serving_limits:LimitedH11Protocol"
+HTTP_PROTOCOL = "experiments.serving.limits:LimitedH11Protocol"
 
 
 def model_uri(model_name: str, alias: str = CHAMPION) -> str:

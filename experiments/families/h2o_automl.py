@@ -1,4 +1,4 @@
-"""H2O AutoML as a :class:`~experiments.trainers.base.Trainer`.
+"""H2O AutoML as a :class:`~experiments.families.base.Trainer`.
 
 AutoML's internal cross-validation ranks its models; when speakers are given they are turned
 into a ``fold_column`` so that no speaker is in both the training and the scoring side of a
@@ -21,7 +21,7 @@ import pandas as pd
 from h2o.automl import H2OAutoML, get_leaderboard
 from h2o.exceptions import H2ODependencyWarning
 
-from experiments.h2o_cluster import connect_h2o
+from experiments.engines.h2o_cluster import connect_h2o
 from ser_features.labels import ordered_labels
 
 LABEL_COLUMN = "__ser_label__"

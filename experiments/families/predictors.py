@@ -17,7 +17,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from experiments.trainers.base import Trainer
+from experiments.families.base import Trainer
 
 META_FILE = "predictor.json"
 #: Subfolder holding an optional speaker-normalised companion (see ``EmotionModel``).
@@ -84,11 +84,11 @@ def load_predictor(directory: Path | str) -> Predictor:
     if family in SKLEARN_FAMILIES:
         model = joblib.load(directory / "sklearn_trainer.joblib")
     elif family in ("keras_ann", "keras_cnn"):
-        from experiments.trainers.keras_nets import KerasTrainerBase
+        from experiments.families.keras_nets import KerasTrainerBase
 
         model = KerasTrainerBase.load(directory / "keras")
     elif family == "h2o_automl":
-        from experiments.mojo_scorer import MojoScorer
+        from experiments.serving.mojo_scorer import MojoScorer
 
         model = _ReorderedScorer(
             MojoScorer(

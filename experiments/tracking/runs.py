@@ -20,12 +20,12 @@ import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
-from experiments.confusion_plot import confusion_csv, plot_confusion
-from experiments.metrics import EvaluationResult
+from experiments.evaluation.confusion_plot import confusion_csv, plot_confusion
+from experiments.evaluation.metrics import EvaluationResult
 
 DEFAULT_STORE = Path("mlruns")
 KEY_PACKAGES = ("mlflow", "h2o", "keras", "torch", "scikit-learn", "librosa", "opensmile")
-MODEL_CODE = Path(__file__).with_name("emotion_model_code.py")
+MODEL_CODE = Path(__file__).parents[1] / "serving" / "emotion_model_code.py"
 
 
 def configure_tracking(uri: str | None = None) -> str:

@@ -2,6 +2,6 @@
 
 import mlflow
 
-from experiments.emotion_model import EmotionModel
+from experiments.serving.emotion_model import EmotionModel
 
 mlflow.models.set_model(EmotionModel())

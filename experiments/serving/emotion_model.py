@@ -10,7 +10,7 @@ described after it stops at the next clip or piece (HTTP 504) instead of using t
 What it knows about the speaker: nothing, unless told.  A lone clip is scored on its own.
 When rows carry a ``session`` id (one speaker: a call, a therapy session, an enrolment) and
 the model was trained with a speaker-normalised companion, the clips of every session with
-at least :data:`~experiments.speaker_norm.MIN_CLIPS_PER_SPEAKER` clips are standardised by
+at least :data:`~experiments.training.normalisation.MIN_CLIPS_PER_SPEAKER` clips are standardised by
 that session's own statistics and scored by the companion (``speaker_normalised`` is then
 true in the answer).  The labels of those clips are never needed.
 """
@@ -36,7 +36,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import DEADLINE_EXCEEDED, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
-from experiments.speaker_norm import MIN_CLIPS_PER_SPEAKER, standardise_per_speaker
+from experiments.training.normalisation import MIN_CLIPS_PER_SPEAKER, standardise_per_speaker
 from ser_features.audio import Clip, load_audio
 from ser_features.errors import AudioError
 from ser_features.feature_sets import get_feature_spec
@@ -88,11 +88,11 @@ def bad_request(message: str) -> RequestError:
 
 
 class EmotionModel(PythonModel):
-    """Pyfunc wrapper around a saved predictor (see :mod:`experiments.predictors`)."""
+    """Pyfunc wrapper around a saved predictor (see :mod:`experiments.families.predictors`)."""
 
     def load_context(self, context: Any) -> None:
         """Load the predictor and its feature set once per server process."""
-        from experiments.predictors import SESSION_SUBDIR, load_predictor
+        from experiments.families.predictors import SESSION_SUBDIR, load_predictor
 
         directory = Path(context.artifacts["predictor"])
         self.predictor = load_predictor(directory)
