@@ -15,6 +15,7 @@ worker processes into a fresh folder and prints the wall time.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+import flows
 from ser_features.audio import load_audio
 from ser_features.feature_sets import DEFAULT_FEATURE_SET, get_feature_spec
-from ser_features.feature_sets.seed180 import published_recipe
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 
@@ -42,6 +43,7 @@ def files_per_second(function, files: list[Path]) -> tuple[float, list[np.ndarra
 
 
 def main() -> None:
+    flows.prefect_server_environment()  # before the first flow starts a Prefect server
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--files", type=int, default=300, help="files for part 1")
@@ -51,6 +53,9 @@ def main() -> None:
     if not files:
         raise SystemExit(f"no audio under {args.data}; pass --data FOLDER")
     sample = files[: args.files]
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from seed_recipe import published_recipe
 
     with threadpool_limits(1):  # one process on one core, for both recipes alike
         reference_rate, reference = files_per_second(published_recipe, sample)

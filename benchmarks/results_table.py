@@ -19,8 +19,10 @@ from typing import Any
 
 import pandas as pd
 from sklearn.neural_network import MLPClassifier
+from tables import fold_table_columns
 
-from experiments.evaluation.metrics import evaluate, fold_table_columns
+import flows
+from experiments.evaluation.metrics import evaluate
 from experiments.evaluation.splits import Split, random_stratified_split, speaker_kfold
 from experiments.training.fitting import build_trainer, fit_on_split, release
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
@@ -85,6 +87,7 @@ def row(name: str, table: pd.DataFrame, score, folds: int) -> dict[str, str]:
 
 
 def main() -> None:
+    flows.prefect_server_environment()  # before the first flow starts a Prefect server
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--features", default="spectral_prosodic")

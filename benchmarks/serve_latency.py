@@ -111,6 +111,9 @@ def make_champion(model_uri: str, name: str) -> None:
 
 
 def main() -> None:
+    import flows
+
+    flows.prefect_server_environment()  # before the first flow starts a Prefect server
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))

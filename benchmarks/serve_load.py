@@ -176,6 +176,9 @@ def report(
 
 
 def main() -> None:
+    import flows
+
+    flows.prefect_server_environment()  # before the first flow starts a Prefect server
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=8)

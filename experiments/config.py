@@ -1,29 +1,36 @@
 """Experiment configuration: one YAML file per experiment, in the manner of SpeechBrain recipes.
 
+Every section is a typed model that rejects unknown keys, and every trainer's options are
+checked against its family's declaration (:mod:`experiments.families`), so a typo fails
+when the file is read, before any audio is touched, naming the key and the allowed ones.
+
 Example
 -------
 .. code-block:: yaml
 
     name: ravdess-speaker-independent
     data:
-      folders: [../shared/data/ravdess]
-      features: spectral_prosodic
-      features_dir: data/features/ravdess
+      folders: [../shared/data/ravdess, ../shared/data/cremad]   # several corpora: union of labels
+      features: compare2016
+      features_dir: data/features/ravdess-cremad
       augment: [pitch_shift, gaussian_noise]   # copies of training clips only
+      normalise: corpus                        # none | corpus | speaker (training side)
     protocol:
-      kind: speaker_independent      # or random_stratified, cross_corpus
-      test_fraction: 0.2
+      kind: speaker_independent      # or random_stratified, cross_corpus, leave_one_corpus_out
+      test_fraction: 0.2             # of every corpus's speakers, gender-balanced
       cv_folds: 5
       seed: 0
     trainers:
       sklearn_mlp: {cv_folds: 3}
       keras_ann: {epochs: 100}
-      h2o_automl: {max_runtime_secs: 300}
+      h2o_automl:
+        max_runtime_secs: 300
+        cv_overrides: {max_runtime_secs: 60}   # options used inside cross-validation folds
     tracking:
       experiment: ser-ravdess
     registry:
       model_name: ser-emotion
-      metric: uar
+      metric: uar                    # chooses the best family and decides promotion
     serving:
       max_duration_s: 600            # longer requests get HTTP 400
       max_segment_s: 8               # longer recordings are split at pauses
@@ -32,76 +39,179 @@ Example
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ser_features.augmentation import AUGMENTATIONS
-from ser_features.feature_sets import DEFAULT_FEATURE_SET, FEATURE_SETS
-
-FAMILIES: tuple[str, ...] = (
-    "sklearn_mlp",
-    "sklearn_linear",
-    "keras_ann",
-    "keras_cnn",
-    "h2o_automl",
+from experiments.evaluation.metrics import SELECTION_METRICS
+from experiments.evaluation.splits import (
+    CROSS_CORPUS,
+    LEAVE_ONE_CORPUS_OUT,
+    PROTOCOLS,
+    SPEAKER_INDEPENDENT,
 )
-PROTOCOL_KINDS: tuple[str, ...] = ("speaker_independent", "random_stratified", "cross_corpus")
+from experiments.families import FAMILIES, FEATURES, OptionsError, get_family
+from experiments.training.normalisation import NORMALISATIONS
+from ser_features.augmentation import AUGMENTATIONS
+from ser_features.feature_sets import DEFAULT_FEATURE_SET, FEATURE_SETS, feature_set_parts
+
+#: Every family an experiment file may name under ``trainers:`` (the registry's keys).
+FAMILY_NAMES: tuple[str, ...] = tuple(FAMILIES)
 
 
 class ConfigError(ValueError):
     """An experiment file that cannot be used, with the field at fault."""
 
 
-@dataclass(frozen=True)
-class DataConfig:
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _as_tuple(value: Any) -> Any:
+    """A lone string where a list is expected counts as a one-item list."""
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else value
+
+
+class DataConfig(_Section):
     """Where the audio is, which feature set describes it, where the table goes."""
 
-    folders: tuple[str, ...]
+    folders: tuple[str, ...] = ()
     features: str = DEFAULT_FEATURE_SET
-    features_dir: str = "data/features/default"
+    features_dir: str = ""
     #: Augmentations whose copies of training clips join the training side of every split.
     augment: tuple[str, ...] = ()
+    #: Standardisation fitted on the training side (see :mod:`experiments.training.normalisation`).
+    normalise: str = "none"
+
+    _tuples = field_validator("folders", "augment", mode="before")(_as_tuple)
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _known_features(cls, value: Any) -> str:
+        name = "+".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        try:
+            parts = feature_set_parts(name)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        if len(parts) == 1 and name not in FEATURE_SETS:
+            raise ValueError(f"{name!r} is not one of {list(FEATURE_SETS)}")
+        return name
+
+    @field_validator("augment")
+    @classmethod
+    def _known_augmentations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [a for a in value if a not in AUGMENTATIONS]
+        if unknown:
+            raise ValueError(f"augment {unknown} unknown; choose from {list(AUGMENTATIONS)}")
+        return value
+
+    @field_validator("normalise")
+    @classmethod
+    def _known_normalisation(cls, value: str) -> str:
+        if value not in NORMALISATIONS:
+            raise ValueError(f"{value!r} is not one of {list(NORMALISATIONS)}")
+        return value
 
     def augmented_dir(self, augmentation: str) -> str:
         """Where the table of ``augmentation`` copies lives (beside the features)."""
         return str(Path(self.features_dir) / "augmented" / augmentation)
 
 
-@dataclass(frozen=True)
-class ProtocolConfig:
+class ProtocolConfig(_Section):
     """How clips are split between training and test (speakers disjoint by default)."""
 
-    kind: str = "speaker_independent"
+    kind: str = SPEAKER_INDEPENDENT
     test_speakers: tuple[str, ...] | None = None
-    test_fraction: float = 0.2
-    cv_folds: int = 0
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    cv_folds: int = Field(0, ge=0)
     seed: int = 0
+    #: ``cross_corpus``: the corpora trained and tested on.
     train_corpora: tuple[str, ...] = ()
+    #: ``cross_corpus`` and ``leave_one_corpus_out``: the corpora held out.
     test_corpora: tuple[str, ...] = ()
 
+    _tuples = field_validator("train_corpora", "test_corpora", mode="before")(_as_tuple)
 
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """A whole experiment: data, protocol, trainers and their hyperparameters, tracking."""
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in PROTOCOLS:
+            raise ValueError(f"{value!r} is not one of {PROTOCOLS}")
+        return value
+
+    @field_validator("test_speakers", mode="before")
+    @classmethod
+    def _speakers(cls, value: Any) -> Any:
+        return tuple(str(s) for s in value) if value else None
+
+
+class TrackingConfig(_Section):
+    """Which MLflow experiment the runs go to."""
+
+    experiment: str = "ser"
+
+
+class RegistryConfig(_Section):
+    """The registered model's name and the metric that picks the best family and promotes."""
+
+    model_name: str = "ser-emotion"
+    metric: Literal[SELECTION_METRICS] = "uar"  # type: ignore[valid-type]
+
+
+class ServingConfig(_Section):
+    """What the served model does with requests (saved with the model as its model_config)."""
+
+    max_duration_s: float = Field(600.0, gt=0)
+    max_segment_s: float = Field(8.0, gt=0)
+    session_model: tuple[str, ...] = ()
+
+    _tuples = field_validator("session_model", mode="before")(_as_tuple)
+
+    def model_config_dict(self) -> dict[str, Any]:
+        """The mapping the served pyfunc reads (``context.model_config``)."""
+        return {
+            "max_duration_s": self.max_duration_s,
+            "max_segment_s": self.max_segment_s,
+            "session_model": list(self.session_model),
+        }
+
+
+class _File(_Section):
+    """The top level of an experiment file."""
+
+    name: str | None = None
+    description: str | None = None
+    data: DataConfig = DataConfig()
+    protocol: ProtocolConfig = ProtocolConfig()
+    trainers: dict[str, dict[str, Any] | None] | None = None
+    tracking: TrackingConfig = TrackingConfig()
+    registry: RegistryConfig = RegistryConfig()
+    serving: ServingConfig = ServingConfig()
+
+
+class ExperimentConfig(_Section):
+    """A whole experiment: data, protocol, trainers and their options, tracking, serving."""
 
     name: str
     data: DataConfig
-    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
-    trainers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    protocol: ProtocolConfig = ProtocolConfig()
+    #: Checked options per family, as written (the trainers' own defaults fill the rest).
+    trainers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     experiment: str = "ser"
     model_name: str = "ser-emotion"
+    #: Chooses the best family of a training run and decides promotion.
     promotion_metric: str = "uar"
-    serving: dict[str, Any] = field(default_factory=dict)
+    serving: ServingConfig = ServingConfig()
     source: str | None = None
 
     def with_data_folders(self, folders: list[str]) -> ExperimentConfig:
         """A copy reading ``folders`` instead of the configured ones (``--data``)."""
-        from dataclasses import replace
-
-        return replace(self, data=replace(self.data, folders=tuple(folders)))
+        data = self.data.model_copy(update={"folders": tuple(str(f) for f in folders)})
+        return self.model_copy(update={"data": data})
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
@@ -119,91 +229,111 @@ def load_config(path: str | Path) -> ExperimentConfig:
 def parse_config(raw: dict[str, Any], *, source: str | None = None) -> ExperimentConfig:
     """Build an :class:`ExperimentConfig` from a mapping, naming the first invalid field."""
     where = source or "config"
-    sections = {"name", "description", "data", "protocol", "trainers", "tracking", "registry"}
-    _only(raw, sections | {"serving"}, where)
-    data_raw = raw.get("data") or {}
-    _only(data_raw, {"folders", "features", "features_dir", "augment"}, f"{where}: data")
-    folders = data_raw.get("folders") or []
-    if isinstance(folders, str):
-        folders = [folders]
-    features = data_raw.get("features", DEFAULT_FEATURE_SET)
-    if features not in FEATURE_SETS:
-        raise ConfigError(f"{where}: data.features {features!r} is not one of {list(FEATURE_SETS)}")
-    augment = data_raw.get("augment") or []
-    if isinstance(augment, str):
-        augment = [augment]
-    unknown_augment = [a for a in augment if a not in AUGMENTATIONS]
-    if unknown_augment:
-        raise ConfigError(
-            f"{where}: data.augment {unknown_augment} unknown; choose from {list(AUGMENTATIONS)}"
-        )
-    name = str(raw.get("name") or Path(source or "experiment").stem)
-    data = DataConfig(
-        folders=tuple(str(f) for f in folders),
-        features=features,
-        features_dir=str(data_raw.get("features_dir") or f"data/features/{name}"),
-        augment=tuple(str(a) for a in augment),
-    )
-    protocol = _protocol(raw.get("protocol") or {}, where)
-    trainers = raw.get("trainers") or {family: {} for family in FAMILIES}
-    unknown = set(trainers) - set(FAMILIES)
-    if unknown:
-        raise ConfigError(f"{where}: unknown trainers {sorted(unknown)}; known: {FAMILIES}")
-    serving = dict(raw.get("serving") or {})
-    session_model = serving.get("session_model") or []
-    if isinstance(session_model, str) or not set(session_model) <= set(trainers):
-        raise ConfigError(
-            f"{where}: serving.session_model must list configured trainers, got {session_model!r}"
-        )
-    tracking = raw.get("tracking") or {}
-    registry = raw.get("registry") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top, got {type(raw).__name__}")
+    try:
+        parsed = _File.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {_describe(exc)}") from None
+    name = parsed.name or Path(source or "experiment").stem
+    data = parsed.data
+    if not data.features_dir:
+        data = data.model_copy(update={"features_dir": f"data/features/{name}"})
+    trainers = _trainers(parsed.trainers, where)
+    _check_feature_sets(trainers, data.features, where)
+    _check_protocol(parsed.protocol, where)
+    _check_session_models(parsed.serving, trainers, where)
     return ExperimentConfig(
         name=name,
         data=data,
-        protocol=protocol,
-        trainers={family: dict(params or {}) for family, params in trainers.items()},
-        experiment=str(tracking.get("experiment", "ser")),
-        model_name=str(registry.get("model_name", "ser-emotion")),
-        promotion_metric=str(registry.get("metric", "uar")),
-        serving=serving,
+        protocol=parsed.protocol,
+        trainers=trainers,
+        experiment=parsed.tracking.experiment,
+        model_name=parsed.registry.model_name,
+        promotion_metric=parsed.registry.metric,
+        serving=parsed.serving,
         source=source,
     )
 
 
-def _protocol(raw: dict[str, Any], where: str) -> ProtocolConfig:
-    _only(
-        raw,
-        {
-            "kind",
-            "test_speakers",
-            "test_fraction",
-            "cv_folds",
-            "seed",
-            "train_corpora",
-            "test_corpora",
-        },
-        f"{where}: protocol",
-    )
-    kind = raw.get("kind", "speaker_independent")
-    if kind not in PROTOCOL_KINDS:
-        raise ConfigError(f"{where}: protocol.kind {kind!r} is not one of {PROTOCOL_KINDS}")
-    if kind == "cross_corpus" and not (raw.get("train_corpora") and raw.get("test_corpora")):
+def _trainers(raw: dict[str, dict[str, Any] | None] | None, where: str) -> dict[str, dict]:
+    """Each configured family's options, checked by its declaration (all families if none)."""
+    if not raw:
+        return {name: {} for name, family in FAMILIES.items() if family.default}
+    unknown = sorted(set(raw) - set(FAMILY_NAMES))
+    if unknown:
+        raise ConfigError(f"{where}: unknown trainers {unknown}; known: {list(FAMILY_NAMES)}")
+    try:
+        return {
+            family: get_family(family).validate(options, where=f"trainers.{family}")
+            for family, options in raw.items()
+        }
+    except OptionsError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _check_feature_sets(trainers: dict[str, dict], features: str, where: str) -> None:
+    """Each family reads ``data.features`` or a part of it (its ``features`` option), and
+    families that read only some feature sets (frames, say) get one of them."""
+    available = set(feature_set_parts(features))
+    for family, options in trainers.items():
+        reads = options.get(FEATURES, features)
+        if reads != features and not set(feature_set_parts(reads)) <= available:
+            raise ConfigError(
+                f"{where}: trainers.{family}.features {reads!r} is not part of data.features "
+                f"{features!r}"
+            )
+        accepted = get_family(family).feature_sets
+        if accepted and reads not in accepted:
+            hint = f" (set trainers.{family}.features)" if len(available) > 1 else ""
+            raise ConfigError(
+                f"{where}: trainers.{family} reads only the feature sets {list(accepted)}, "
+                f"not {reads!r}{hint}"
+            )
+
+
+def _check_protocol(protocol: ProtocolConfig, where: str) -> None:
+    if protocol.kind == CROSS_CORPUS and not (protocol.train_corpora and protocol.test_corpora):
         raise ConfigError(f"{where}: cross_corpus needs protocol.train_corpora and test_corpora")
-    speakers = raw.get("test_speakers")
-    return ProtocolConfig(
-        kind=kind,
-        test_speakers=tuple(str(s) for s in speakers) if speakers else None,
-        test_fraction=float(raw.get("test_fraction", 0.2)),
-        cv_folds=int(raw.get("cv_folds", 0)),
-        seed=int(raw.get("seed", 0)),
-        train_corpora=tuple(raw.get("train_corpora") or ()),
-        test_corpora=tuple(raw.get("test_corpora") or ()),
-    )
+    if protocol.kind == LEAVE_ONE_CORPUS_OUT and len(protocol.test_corpora) != 1:
+        raise ConfigError(
+            f"{where}: leave_one_corpus_out needs protocol.test_corpora naming the one "
+            "corpus held out (the others are trained on)"
+        )
 
 
-def _only(mapping: dict[str, Any], allowed: set[str], where: str) -> None:
-    if not isinstance(mapping, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(mapping).__name__}")
-    extra = set(mapping) - allowed
-    if extra:
-        raise ConfigError(f"{where}: unknown keys {sorted(extra)}; allowed: {sorted(allowed)}")
+def _check_session_models(serving: ServingConfig, trainers: dict[str, dict], where: str) -> None:
+    outside = [f for f in serving.session_model if f not in trainers]
+    if outside:
+        raise ConfigError(
+            f"{where}: serving.session_model must list configured trainers, got "
+            f"{list(serving.session_model)!r} (configured: {list(trainers)})"
+        )
+    unable = [f for f in serving.session_model if not get_family(f).session_companion]
+    if unable:
+        raise ConfigError(
+            f"{where}: serving.session_model: {unable} cannot learn a session companion"
+        )
+
+
+def _describe(exc: ValidationError) -> str:
+    """The first problem of a validation error, with the allowed keys for an unknown one."""
+    error = exc.errors()[0]
+    location = [str(part) for part in error["loc"]]
+    key = ".".join(location)
+    if error["type"] == "extra_forbidden":
+        section = ".".join(location[:-1])
+        allowed = _allowed_keys(location[:-1])
+        where = f"{section}: " if section else ""
+        return f"{where}unknown keys [{location[-1]!r}]; allowed: {allowed}"
+    return f"{key}: {error['msg']} (got {error.get('input')!r})"
+
+
+def _allowed_keys(location: list[str]) -> list[str]:
+    model: type[BaseModel] = _File
+    for part in location:
+        annotation = model.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    return sorted(model.model_fields)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from flows import cli_serving
+from flows import cli_serving, prefect_server_environment
 from flows.user_console import (
     console,
     fail,
@@ -37,6 +37,7 @@ def options(
 ) -> None:
     """Speech emotion recognition: extract features, train with AutoML, track in MLflow."""
     output_mode.verbose = verbose
+    prefect_server_environment()  # before any command imports Prefect or runs a flow
     if not verbose:  # before any command imports the libraries that read these
         quiet_library_environment()
 
@@ -84,7 +85,6 @@ def extract(
                 out_dir=str(out),
                 feature_set=features,
                 workers=workers,
-                on_task_runner=bool(dask_address),
             )
     except (ExtractionBusyError, TableWriteError) as exc:
         # One line however long the paths are (no wrapping), and no traceback.
@@ -152,12 +152,16 @@ def train(
 ) -> None:
     """Extract features, train every configured model family, log all runs in MLflow."""
     from experiments.config import ConfigError, load_config
-    from flows.train import train_models
 
     try:
-        load_config(config)
+        checked = load_config(config)
     except ConfigError as exc:
         fail(str(exc))
+    unknown = [f for f in family or [] if f not in checked.trainers]
+    if unknown:
+        fail(f"--family {unknown}: not among the config's trainers {list(checked.trainers)}")
+    from flows.train import train_models
+
     with quiet_libraries("train"):
         report = train_models(
             config_path=str(config),
@@ -170,20 +174,14 @@ def train(
 def _print_training(report) -> None:
     from rich.table import Table
 
+    from experiments.evaluation.report import results_table, shown_table
+
+    shown = shown_table(results_table(report.families))
     table = Table(title=f"training run {report.parent_run_id} ({report.protocol})")
-    for column in ("family", "status", "UAR", "accuracy", "macro-F1", "run id"):
+    for column in shown.columns:
         table.add_column(column)
-    for family in report.families:
-        metrics = family.metrics
-        table.add_row(
-            family.family,
-            family.status,
-            *(
-                f"{metrics[k]:.3f}" if k in metrics else "-"
-                for k in ("uar", "accuracy", "macro_f1")
-            ),
-            family.run_id,
-        )
+    for row in shown.itertuples(index=False):
+        table.add_row(*row)
     console.print(table)
     for family in report.families:
         if family.error:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -136,33 +136,32 @@ def describe_clips_in_processes(
 ) -> DescribedClips:
     """Describe ``jobs`` in ``workers`` local processes, saving each batch to ``checkpoint``.
 
-    Progress shows as a bar on a terminal and as log lines as batches finish.  A batch
-    that cannot be saved (a full disk) stops the work; the error is returned rather than
-    raised, so the run ends with its message instead of a traceback.
+    See :func:`describe_in_batches`; the processes run one thread each.
+    """
+    return describe_in_batches(jobs, feature_set, _in_processes(workers), checkpoint)
+
+
+def describe_in_batches(
+    jobs: list[ClipJob],
+    feature_set: str,
+    run: BatchRunner,
+    checkpoint: BatchCheckpoint | None = None,
+) -> DescribedClips:
+    """Describe ``jobs`` batch by batch where ``run`` sends them, saving each to ``checkpoint``.
+
+    ``run`` yields every batch's outcomes as it finishes (:func:`_in_processes`,
+    :func:`_on_task_runner`).  Each finished batch is checkpointed at once, so a killed run
+    resumes after it.  Progress shows as a bar on a terminal and as log lines as batches
+    finish.  A batch that cannot be saved (a full disk) stops the work; the error is
+    returned rather than raised, so the run ends with its message instead of a traceback.
     """
     logger = get_run_logger()
     outcomes: list[ClipOutcome] = []
-    if workers == 1 or len(jobs) <= BATCH_SIZE:  # starting processes would cost more
-        try:
-            for batch in _batches(jobs):
-                done = extract_batch(batch, feature_set)
-                if checkpoint is not None:
-                    checkpoint.save(done)
-                outcomes.extend(done)
-        except TableWriteError as exc:
-            return DescribedClips(outcomes, exc)
-        return DescribedClips(outcomes)
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["ser_features.extraction"])
-    pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_one_thread_per_worker
-    )
+    finished = run(_batches(jobs), feature_set)
     try:
         with Progress(disable=not console.is_terminal, console=console, transient=True) as bar:
             task_id = bar.add_task(f"describing clips ({feature_set})", total=len(jobs))
-            pending = [pool.submit(extract_batch, batch, feature_set) for batch in _batches(jobs)]
-            for finished in concurrent.futures.as_completed(pending):
-                batch = finished.result()
+            for batch in finished:
                 if checkpoint is not None:
                     checkpoint.save(batch)
                 outcomes.extend(batch)
@@ -171,8 +170,60 @@ def describe_clips_in_processes(
     except TableWriteError as exc:
         return DescribedClips(outcomes, exc)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        finished.close()  # stops the batches still pending
     return DescribedClips(outcomes)
+
+
+#: Describes batches somewhere and yields each one's outcomes as it finishes.
+BatchRunner = Callable[[list[list[ClipJob]], str], Generator[list[ClipOutcome], None, None]]
+
+
+def _in_processes(workers: int) -> BatchRunner:
+    """Batches in ``workers`` local processes (a forkserver, one thread each), or in this
+    process when there is one worker or one batch: starting processes would cost more."""
+
+    def run(
+        batches: list[list[ClipJob]], feature_set: str
+    ) -> Generator[list[ClipOutcome], None, None]:
+        if workers == 1 or len(batches) <= 1:
+            for batch in batches:
+                yield extract_batch(batch, feature_set)
+            return
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["ser_features.extraction"])
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_one_thread_per_worker
+        )
+        try:
+            pending = [pool.submit(extract_batch, batch, feature_set) for batch in batches]
+            for done in concurrent.futures.as_completed(pending):
+                yield done.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    return run
+
+
+def _on_task_runner(
+    batches: list[list[ClipJob]], feature_set: str
+) -> Generator[list[ClipOutcome], None, None]:
+    """Batches as :func:`describe_clips` tasks on the flow's task runner (e.g. Dask).
+
+    Batches still running when the caller stops end with the flow's task runner.
+    """
+    futures = [describe_clips.submit(batch, feature_set) for batch in batches]
+    for done in as_completed(futures):
+        yield done.result()
+
+
+def _has_own_task_runner() -> bool:
+    """Whether this flow run was given a task runner (e.g. Dask), not Prefect's default."""
+    from prefect.context import FlowRunContext
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    context = FlowRunContext.get()
+    runner = context.task_runner if context is not None else None
+    return runner is not None and not isinstance(runner, ThreadPoolTaskRunner)
 
 
 def _one_thread_per_worker() -> None:
@@ -192,13 +243,15 @@ def extract_features(
     out_dir: str,
     feature_set: str = DEFAULT_FEATURE_SET,
     workers: int = 2,
-    on_task_runner: bool = False,
+    on_task_runner: bool | None = None,
     augmentation: str | None = None,
 ) -> ExtractionSummary:
     """Scan ``data_dirs``, describe new or changed clips, and write the parquet tables.
 
     Clips are described in ``workers`` local processes, or, with ``on_task_runner``, as one
     task per batch on the flow's task runner (a Dask cluster through ``DaskTaskRunner``).
+    By default (``None``) that is decided by the flow's task runner: one given with
+    ``extract_features.with_options(task_runner=...)`` is used, Prefect's default is not.
     With ``augmentation``, every clip is described after that seeded transformation (a
     training-side table of copies; see :mod:`ser_features.augmentation`).
 
@@ -223,7 +276,7 @@ def _extract(
     out: Path,
     feature_set: str,
     workers: int,
-    on_task_runner: bool,
+    on_task_runner: bool | None,
     augmentation: str | None,
 ) -> ExtractionSummary:
     """The body of :func:`extract_features`, run while holding the folder's lock."""
@@ -255,18 +308,15 @@ def _extract(
         f" after {tag}" if tag else "",
         len(skipped),
     )
+    if on_task_runner is None:
+        on_task_runner = _has_own_task_runner()
     if on_task_runner:
-        futures = [describe_clips.submit(batch, feature_set) for batch in _batches(plan.to_extract)]
-        fresh = []
-        for future in as_completed(futures):
-            batch = future.result()
-            checkpoint.save(batch)
-            fresh.extend(batch)
+        described = describe_in_batches(plan.to_extract, feature_set, _on_task_runner, checkpoint)
     else:
         described = describe_clips_in_processes(plan.to_extract, feature_set, workers, checkpoint)
-        if described.write_error is not None:
-            raise described.write_error
-        fresh = described.outcomes
+    if described.write_error is not None:
+        raise described.write_error
+    fresh = described.outcomes
     outcomes = [*unreadable, *fresh]
     features, quarantine = assemble_tables(plan, outcomes)
     write_tables(out, spec, features, quarantine, skipped, augmentation=tag)

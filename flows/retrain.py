@@ -21,11 +21,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import State
 
 from experiments.config import load_config
+from experiments.evaluation.report import results_table, shown_table
 from experiments.tracking.registry import PromotionDecision, PromotionError, promote
 from experiments.tracking.runs import configure_tracking
 from flows.train import TrainingReport, train_models
-
-DEFAULT_DEPLOYMENT = "ser-retrain"
 
 
 class RetrainBusyError(RuntimeError):
@@ -84,19 +83,15 @@ def summary_markdown(report: RetrainReport, metric: str) -> str:
         f"(experiment `{report.training.experiment_id}`), protocol "
         f"`{report.training.protocol}`, clips described this run: {report.extracted}.",
         "",
-        "| family | status | UAR | accuracy | macro-F1 | MLflow run |",
-        "|---|---|---|---|---|---|",
     ]
-    for family in sorted(
-        report.training.families, key=lambda f: -f.metrics.get(metric, float("-inf"))
-    ):
-        values = [
-            f"{family.metrics[k]:.3f}" if k in family.metrics else "-"
-            for k in ("uar", "accuracy", "macro_f1")
-        ]
-        lines.append(
-            f"| {family.family} | {family.status} | {' | '.join(values)} | `{family.run_id}` |"
-        )
+    ranked = sorted(report.training.families, key=lambda f: -f.metrics.get(metric, float("-inf")))
+    shown = shown_table(results_table(ranked), run_id_header="MLflow run")
+    shown["MLflow run"] = "`" + shown["MLflow run"] + "`"
+    lines += [
+        "| " + " | ".join(shown.columns) + " |",
+        "|" + "---|" * len(shown.columns),
+        *("| " + " | ".join(row) + " |" for row in shown.itertuples(index=False)),
+    ]
     if decision.champion_score is None:
         delta = "no previous champion"
     else:

@@ -20,8 +20,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from experiments.config import ExperimentConfig, load_config
-from experiments.evaluation.metrics import evaluate
+from experiments.evaluation.metrics import MAIN_KEYS
 from experiments.evaluation.splits import Split
+from experiments.families import CV_OVERRIDES, get_family
 from experiments.families.predictors import SESSION_SUBDIR, load_predictor, save_predictor
 from experiments.tracking.runs import (
     configure_tracking,
@@ -34,6 +35,8 @@ from experiments.tracking.runs import (
 )
 from experiments.training.fitting import (
     build_trainer,
+    evaluate_by_corpus,
+    family_columns,
     fit_on_split,
     label_distribution,
     release,
@@ -110,7 +113,7 @@ def train_and_log_family(
 ) -> FamilyReport:
     """Fit one family under the configured protocol and log everything in a child run."""
     params = dict(config.trainers.get(family) or {})
-    cv_params = params.pop("cv_overrides", None)
+    cv_params = params.pop(CV_OVERRIDES, None)
     split = split_for(table, config.protocol)
     short = protocol_label(split)
     tags = {
@@ -129,11 +132,17 @@ def train_and_log_family(
         try:
             started = time.perf_counter()
             result = train_family(
-                family, params, table, config.protocol, cv_params=cv_params, augmented=augmented
+                family,
+                params,
+                table,
+                config.protocol,
+                cv_params=cv_params,
+                augmented=augmented,
+                normalise=config.data.normalise,
             )
             fit_seconds = time.perf_counter() - started
             mlflow.log_params(flatten_params(result.trainer.params(), prefix="model."))
-            mlflow.log_params(_protocol_params(config, split))
+            mlflow.log_params(_protocol_params(config, split, table))
             mlflow.log_params({"features_path": str(Path(features_path).resolve())})
             mlflow.log_params(provenance())
             mlflow.log_dict(
@@ -146,25 +155,30 @@ def train_and_log_family(
             log_dataset(Path(features_path), table, name=config.name, digest=dataset_digest)
             with tempfile.TemporaryDirectory() as scratch:
                 predictor_dir = save_predictor(
-                    result.trainer, Path(scratch) / "predictor", feature_set=config.data.features
+                    result.trainer,
+                    Path(scratch) / "predictor",
+                    feature_set=config.data.features,
+                    normaliser=result.normaliser,
                 )
-                if family in config.serving.get("session_model", []):
+                if family in config.serving.session_model:
                     _add_session_companion(family, params, config, table, split, predictor_dir)
                 served = load_predictor(predictor_dir)
                 test = table.iloc[split.test_index]
                 if split.labels:
                     test = test[test["emotion"].isin(split.labels)]
                 proba = served.predict_proba(test[feature_columns(table)])
-                evaluation = evaluate(test["emotion"].to_numpy(), proba, served.classes)
+                evaluation = evaluate_by_corpus(test, proba, served.classes)
                 log_evaluation(evaluation, title=f"{family} · {short}")
+                for corpus, metrics in evaluation.by_corpus.items():
+                    mlflow.log_metrics({f"{corpus}_{k}": metrics[k] for k in MAIN_KEYS})
                 mlflow.log_metrics({**result.cv_metrics, "fit_seconds": fit_seconds})
-                _log_leaderboard(result.trainer)
+                _log_tables(result.trainer)
                 example = base64.b64encode(Path(test["path"].iloc[0]).read_bytes()).decode()
                 model_uri = log_served_model(
                     predictor_dir,
                     example_audio_b64=example,
                     example_output=_example_output(served.classes),
-                    model_config=config.serving,
+                    model_config=config.serving.model_config_dict(),
                 )
             mlflow.set_tag("served_model_uri", model_uri)
             uar = evaluation.metrics["uar"]
@@ -195,7 +209,9 @@ def _add_session_companion(
     as ``session_*`` metrics; the served model uses it for requests that name a session.
     """
     trainer = build_trainer(family, params, seed=config.protocol.seed)
-    evaluation = fit_on_split(trainer, table, split, normalise_speakers=True)
+    evaluation = fit_on_split(
+        trainer, table, split, normalise_speakers=True, columns=family_columns(params, table)
+    )
     mlflow.log_metrics({f"session_{k}": v for k, v in evaluation.metrics.items()})
     save_predictor(trainer, predictor_dir / SESSION_SUBDIR, feature_set=config.data.features)
     release(trainer)
@@ -204,7 +220,7 @@ def _add_session_companion(
     )
 
 
-def _protocol_params(config: ExperimentConfig, split: Split) -> dict[str, str]:
+def _protocol_params(config: ExperimentConfig, split: Split, table: pd.DataFrame) -> dict[str, str]:
     return flatten_params(
         {
             "feature_set": config.data.features,
@@ -214,17 +230,19 @@ def _protocol_params(config: ExperimentConfig, split: Split) -> dict[str, str]:
             "seed": config.protocol.seed,
             "cv_folds": config.protocol.cv_folds,
             "augment": ",".join(config.data.augment) or "none",
+            "normalise": config.data.normalise,
+            "corpora": ",".join(sorted(set(table["corpus"].astype(str)))),
             "n_train": len(split.train_index),
             "n_test": len(split.test_index),
         }
     )
 
 
-def _log_leaderboard(trainer: Any) -> None:
-    board = getattr(trainer, "leaderboard_", None)
-    if isinstance(board, pd.DataFrame):
-        mlflow.log_table(board, artifact_file="h2o_leaderboard.json")
-        mlflow.log_text(board.to_csv(index=False), "h2o_leaderboard.csv")
+def _log_tables(trainer: Any) -> None:
+    """Log the family's extra tables (e.g. H2O's leaderboard) as JSON and CSV."""
+    for stem, table in get_family(trainer.family).tables(trainer).items():
+        mlflow.log_table(table, artifact_file=f"{stem}.json")
+        mlflow.log_text(table.to_csv(index=False), f"{stem}.csv")
 
 
 @flow(name="train-models")
@@ -260,7 +278,7 @@ def train_models(
         run_name=f"{config.name} · {config.data.features} · {protocol_label(split)}",
         tags={"experiment_config": config.name, "protocol": split.protocol, "role": "parent"},
     ) as parent:
-        mlflow.log_params(_protocol_params(config, split))
+        mlflow.log_params(_protocol_params(config, split, table))
         mlflow.log_params({"config_file": str(config.source), "families": ",".join(chosen)})
         mlflow.log_params(provenance())
         mlflow.log_dict(
@@ -302,7 +320,8 @@ def train_models(
 
 def _budget_note(config: ExperimentConfig, family: str) -> str:
     """``, AutoML budget N s`` for families that search for a time budget."""
-    budget = config.trainers.get(family, {}).get("max_runtime_secs")
+    option = get_family(family).budget_option
+    budget = config.trainers.get(family, {}).get(option) if option else None
     return f", AutoML budget {budget} s" if budget else ""
 
 
@@ -346,18 +365,11 @@ def _failed_report(family: str, parent_run_id: str, state: Any) -> FamilyReport:
 
 
 def _log_comparison(reports: list[FamilyReport]) -> None:
-    rows = [
-        {"family": r.family, "status": r.status, "run_id": r.run_id, **r.metrics} for r in reports
-    ]
-    if not rows:
+    from experiments.evaluation.report import results_table
+
+    if not reports:
         return
-    frame = pd.DataFrame(rows)
-    keep = [
-        c
-        for c in ("family", "status", "uar", "accuracy", "macro_f1", "log_loss", "run_id")
-        if c in frame
-    ]
-    mlflow.log_text(frame[keep].to_markdown(index=False), "comparison.md")
+    mlflow.log_text(results_table(reports).to_markdown(index=False), "comparison.md")
     finished = [r for r in reports if r.status == "FINISHED"]
     if finished:
         best = max(finished, key=lambda r: r.metrics["uar"])

@@ -5,7 +5,9 @@ training side of a split: the tables of augmented copies keep the source clip's 
 ``digest``, and :func:`experiments.training.fitting.fit_on_split` keeps copies of training
 clips only.
 Each copy is deterministic: the random draw is seeded by the clip's content digest and the
-augmentation's name, so a re-run or a cache hit gives identical numbers.
+augmentation's name, so a re-run or a cache hit gives identical numbers. The draws come from
+generators made for that one copy (:class:`Draws`), never from the global ``random`` /
+``numpy.random`` state, which an augmentation leaves as it found it.
 """
 
 from __future__ import annotations
@@ -22,13 +24,36 @@ from ser_features.numba_kernels import load_librosa_kernels
 
 
 @dataclass(frozen=True)
+class Draws:
+    """The random source of one augmented copy, both generators seeded by the copy's seed.
+
+    Scalar parameters come from ``scalars`` in the order ``audiomentations`` draws them (a
+    coin for the transform's probability ``p``, then the value), noise samples from ``noise``.
+    """
+
+    scalars: random.Random
+    noise: np.random.Generator
+
+    @classmethod
+    def from_seed(cls, seed: int) -> Draws:
+        return cls(random.Random(seed), np.random.default_rng(seed))
+
+    def maybe_uniform(self, p: float, low: float, high: float) -> float | None:
+        """With probability ``p`` a uniform draw in ``[low, high]``, else ``None``."""
+        if self.scalars.random() >= p:
+            return None
+        return self.scalars.uniform(low, high)
+
+
+@dataclass(frozen=True)
 class Augmentation:
-    """A named recipe: ``build()`` returns an ``audiomentations`` transform."""
+    """A named recipe: ``apply(samples, sample_rate, draws)`` returns the transformed samples,
+    every random number taken from ``draws``."""
 
     name: str
     version: int
     description: str
-    build: Callable[[], Callable[..., np.ndarray]]
+    apply: Callable[[np.ndarray, int, Draws], np.ndarray]
 
     @property
     def tag(self) -> str:
@@ -36,36 +61,53 @@ class Augmentation:
         return f"{self.name}@v{self.version}"
 
 
-def _pitch_shift():
+def _with_parameters(transform, samples: np.ndarray, sample_rate: int, **parameters):
+    """Run an ``audiomentations`` transform with ``parameters`` instead of its own draw."""
+    transform.parameters = {"should_apply": True, **parameters}
+    transform.freeze_parameters()
+    return transform(samples=samples, sample_rate=sample_rate)
+
+
+def _add_noise(samples: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """White noise at ``snr_db`` dB SNR, as ``audiomentations.AddGaussianSNR``, from ``rng``."""
+    from audiomentations.core.utils import calculate_desired_noise_rms, calculate_rms
+
+    if samples.size == 0:
+        return samples
+    noise_std = float(calculate_desired_noise_rms(clean_rms=calculate_rms(samples), snr=snr_db))
+    return samples + rng.normal(0.0, noise_std, size=samples.shape).astype(np.float32)
+
+
+def _pitch_shift(samples: np.ndarray, sample_rate: int, draws: Draws) -> np.ndarray:
     import audiomentations as am
 
-    return am.PitchShift(min_semitones=-3.0, max_semitones=3.0, p=1.0)
+    semitones = draws.maybe_uniform(1.0, -3.0, 3.0)
+    shift = am.PitchShift(min_semitones=-3.0, max_semitones=3.0, p=1.0)
+    return _with_parameters(shift, samples, sample_rate, num_semitones=semitones)
 
 
-def _gaussian_noise():
+def _gaussian_noise(samples: np.ndarray, sample_rate: int, draws: Draws) -> np.ndarray:
+    snr_db = draws.maybe_uniform(1.0, 10.0, 30.0)
+    return _add_noise(samples, snr_db, draws.noise)
+
+
+def _time_stretch(samples: np.ndarray, sample_rate: int, draws: Draws) -> np.ndarray:
     import audiomentations as am
 
-    return am.AddGaussianSNR(min_snr_db=10.0, max_snr_db=30.0, p=1.0)
-
-
-def _time_stretch():
-    import audiomentations as am
-
-    return am.Compose(
-        [
-            am.TimeStretch(min_rate=0.85, max_rate=1.15, leave_length_unchanged=False, p=1.0),
-            am.AddGaussianSNR(min_snr_db=15.0, max_snr_db=35.0, p=0.5),
-        ]
-    )
+    rate = draws.maybe_uniform(1.0, 0.85, 1.15)
+    stretch = am.TimeStretch(min_rate=0.85, max_rate=1.15, leave_length_unchanged=False, p=1.0)
+    samples = _with_parameters(stretch, samples, sample_rate, rate=rate)
+    snr_db = draws.maybe_uniform(0.5, 15.0, 35.0)
+    return samples if snr_db is None else _add_noise(samples, snr_db, draws.noise)
 
 
 AUGMENTATIONS: dict[str, Augmentation] = {
     a.name: a
     for a in (
         Augmentation("pitch_shift", 1, "pitch shift, uniform in [-3, +3] semitones", _pitch_shift),
-        Augmentation("gaussian_noise", 1, "white noise at 10-30 dB SNR", _gaussian_noise),
+        Augmentation("gaussian_noise", 2, "white noise at 10-30 dB SNR", _gaussian_noise),
         Augmentation(
-            "time_stretch", 1, "tempo x0.85-1.15, half with 15-35 dB noise", _time_stretch
+            "time_stretch", 2, "tempo x0.85-1.15, half with 15-35 dB noise", _time_stretch
         ),
     )
 }
@@ -86,11 +128,8 @@ def augment_clip(clip: Clip, augmentation: Augmentation, *, digest: str) -> Clip
     seed = int.from_bytes(
         hashlib.blake2b(f"{digest}:{augmentation.tag}".encode(), digest_size=4).digest(), "big"
     )
-    # audiomentations draws from the global generators; seed both for a reproducible copy.
-    random.seed(seed)
-    np.random.seed(seed)
-    samples = augmentation.build()(
-        samples=clip.samples.astype(np.float32), sample_rate=clip.sample_rate
+    samples = augmentation.apply(
+        clip.samples.astype(np.float32), clip.sample_rate, Draws.from_seed(seed)
     )
     samples = np.ascontiguousarray(samples, dtype=clip.samples.dtype)
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0

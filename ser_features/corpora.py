@@ -7,6 +7,8 @@ schemes are disjoint, so at most one parser accepts a given name.
 
 from __future__ import annotations
 
+import csv
+import functools
 import json
 import os
 import re
@@ -162,8 +164,13 @@ _CREMA_D_EMOTIONS = {
 _CREMA_D_LEVELS = {"LO": "low", "MD": "medium", "HI": "high", "XX": None}
 
 
+#: CREMA-D's table of actors (ActorID, Age, Sex, Race, Ethnicity), beside the clips or above.
+CREMA_D_DEMOGRAPHICS = "VideoDemographics.csv"
+
+
 def parse_crema_d(path: Path) -> ClipLabels | None:
-    """Parse ``1001_DFA_ANG_XX.wav``; gender is None (the demographics table is not bundled)."""
+    """Parse ``1001_DFA_ANG_XX.wav``; the gender comes from ``VideoDemographics.csv`` in the
+    clip's folder or one of the two above it (None when that table is absent)."""
     match = _CREMA_D.match(Path(path).stem)
     if match is None:
         return None
@@ -171,7 +178,24 @@ def parse_crema_d(path: Path) -> ClipLabels | None:
     if not 1001 <= int(actor) <= 1091:
         return None
     emotion, intensity = _CREMA_D_EMOTIONS[emotion], _CREMA_D_LEVELS[level]
-    return ClipLabels("crema_d", f"crema_d_{actor}", None, emotion, intensity, sentence)
+    gender = _crema_d_genders(Path(path).resolve().parent).get(actor)
+    return ClipLabels("crema_d", f"crema_d_{actor}", gender, emotion, intensity, sentence)
+
+
+@functools.lru_cache(maxsize=64)
+def _crema_d_genders(folder: Path) -> dict[str, str]:
+    """``{actor id: "male" | "female"}`` from the nearest demographics table, else empty."""
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        table = candidate / CREMA_D_DEMOGRAPHICS
+        if table.is_file():
+            with table.open(newline="") as handle:
+                rows = csv.DictReader(handle)
+                return {
+                    str(row["ActorID"]).strip(): str(row["Sex"]).strip().lower()
+                    for row in rows
+                    if str(row.get("Sex", "")).strip().lower() in ("male", "female")
+                }
+    return {}
 
 
 # --- SAVEE: DC_a01.wav flat, or DC/a01.wav in speaker folders --------------------------------

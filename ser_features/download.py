@@ -1,19 +1,24 @@
-"""Fetch, verify and unpack the official RAVDESS speech archive from Zenodo."""
+"""Fetch, verify and unpack the official RAVDESS speech archive from Zenodo.
+
+:mod:`pooch` downloads (checking the MD5, reusing an archive already there) and unzips; what
+is left here checks that the archive is safe and is RAVDESS before anything is unpacked, puts
+the ``Actor_XX`` folders directly into the target folder, and turns pooch's and requests'
+errors into a :class:`DownloadError` that says what to do next.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import http.client
+import logging
 import os
 import re
 import shutil
-import urllib.error
 import urllib.parse
-import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import pooch
 
 __all__ = [
     "RAVDESS_SPEECH_MD5",
@@ -28,6 +33,7 @@ RAVDESS_SPEECH_URL = (
 RAVDESS_SPEECH_MD5 = "bc696df654c87fed845eb13823edef8a"
 
 _CHUNK_SIZE = 1 << 18
+_USER_AGENT = "ser-automl/0.1"
 _ACTOR_DIR = re.compile(r"^Actor_\d+$")
 _MANUAL = (
     "download it manually (e.g. in a browser), unzip it and pass the folder that contains "
@@ -49,9 +55,10 @@ def download_ravdess(
 ) -> Path:
     """Download the RAVDESS speech archive, check its MD5 and unpack it into ``out_dir``.
 
-    The archive is streamed to ``out_dir/.download/<name>.part``, verified, renamed and
-    unpacked so that ``out_dir/Actor_01/...wav`` exists; it is deleted after success.  An
-    already downloaded archive with the right checksum is reused.
+    The archive is downloaded into ``out_dir/.download/<name>`` (by pooch, through a
+    temporary file that is renamed only once the MD5 matches), checked and unpacked so that
+    ``out_dir/Actor_01/...wav`` exists; it is deleted after success.  An already downloaded
+    archive with the right checksum is reused.
 
     Parameters
     ----------
@@ -62,7 +69,7 @@ def download_ravdess(
     md5 : str
         Expected MD5 hex digest of the archive.
     progress : callable, optional
-        Called as ``progress(bytes_so_far, total_bytes_or_None)`` after every chunk.
+        Called as ``progress(bytes_so_far, total_bytes_or_None)`` as chunks arrive.
     timeout : float
         Socket timeout in seconds.
 
@@ -82,82 +89,115 @@ def download_ravdess(
     archive = staging / _archive_name(url)
     expected = md5.strip().lower()
     try:
-        if archive.is_file() and _md5(archive) != expected:
-            archive.unlink()
-        if not archive.is_file():
-            _fetch_verified(url, archive, expected, progress=progress, timeout=timeout)
-        try:
-            _unpack(archive, out)
-        except DownloadError:  # an unsafe or invalid archive is of no use; other errors keep it
-            archive.unlink()
-            raise
+        if archive.is_file() and pooch.file_hash(str(archive), alg="md5") != expected:
+            archive.unlink()  # stale; pooch would replace it, but not if the download fails
+        with _quiet_pooch():
+            pooch.retrieve(
+                url,
+                known_hash=f"md5:{expected}",
+                fname=archive.name,
+                path=staging,
+                downloader=_Downloader(
+                    progressbar=_Progress(progress) if progress is not None else False,
+                    chunk_size=_CHUNK_SIZE,
+                    timeout=timeout,
+                    headers={"User-Agent": _USER_AGENT},
+                ),
+                processor=_UnpackInto(out),
+            )
         archive.unlink()
+    except ValueError as exc:  # pooch's checksum mismatch; it deleted the download
+        got = re.search(r"but got (\w+)", str(exc))
+        if got is None:
+            raise DownloadError(f"could not download {url}: {exc}; {_MANUAL}.") from exc
+        raise DownloadError(
+            f"checksum mismatch for {url}: expected MD5 {expected}, got {got[1]}. "
+            "The download is corrupt or the file on the server has changed; the "
+            f"partial file was deleted. Retry later, or {_MANUAL}."
+        ) from exc
     finally:
         with contextlib.suppress(OSError):  # only if empty: leave other files alone
             staging.rmdir()
     return out
 
 
-def _fetch_verified(url: str, archive: Path, expected: str, **kwargs) -> None:
-    """Download to ``<archive>.part``, check the MD5, then rename it to ``archive``."""
-    part = archive.with_name(archive.name + ".part")
-    try:
-        actual = _fetch(url, part, **kwargs)
-        if actual != expected:
+class _Downloader(pooch.HTTPDownloader):
+    """:class:`pooch.HTTPDownloader` whose network and HTTP errors are a DownloadError."""
+
+    def __call__(self, url, output_file, pup, check_only=False):
+        import requests
+
+        try:
+            return super().__call__(url, output_file, pup, check_only=check_only)
+        except requests.HTTPError as exc:
+            response = exc.response
+            status = f"{response.status_code} {response.reason}" if response is not None else exc
             raise DownloadError(
-                f"checksum mismatch for {url}: expected MD5 {expected}, got {actual}. "
-                "The download is corrupt or the file on the server has changed; the "
-                f"partial file was deleted. Retry later, or {_MANUAL}."
-            )
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    os.replace(part, archive)
+                f"could not download {url}: HTTP {status}. The file may have moved; {_MANUAL}."
+            ) from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise DownloadError(
+                f"could not download {url}: {_root_cause(exc)}. This machine may be offline "
+                f"or the server unreachable; retry later, or {_MANUAL}."
+            ) from exc
+        except requests.RequestException as exc:  # e.g. the connection dropped mid-way
+            raise DownloadError(
+                f"download of {url} stopped before the end ({_root_cause(exc)}); retry, or "
+                f"{_MANUAL}."
+            ) from exc
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception behind a requests error, e.g. ``Connection refused``."""
+    for _ in range(20):
+        inner = exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    return exc
+
+
+class _Progress:
+    """The progress-bar object pooch updates, forwarding ``(bytes, total)`` to a callback.
+
+    pooch counts whole chunks and ends with ``reset(); update(total)``: the count is capped
+    at the total (``Content-Length``) and reported only when it grows.
+    """
+
+    def __init__(self, callback: Callable[[int, int | None], None]) -> None:
+        self._callback = callback
+        self.total = 0  # set by pooch; 0 when the server sends no length
+        self._done = 0
+        self._reported = 0
+
+    def update(self, n: int) -> None:
+        self._done = min(self._done + n, self.total) if self.total else self._done + n
+        if self._done > self._reported:
+            self._reported = self._done
+            self._callback(self._done, self.total or None)
+
+    def reset(self) -> None:
+        self._done = 0
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _quiet_pooch() -> Iterator[None]:
+    """No "Downloading file ..." / "Unzipping ..." lines from pooch's logger."""
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _archive_name(url: str) -> str:
     name = PurePosixPath(urllib.parse.urlsplit(url).path).name
     return name if re.fullmatch(r"[\w.\-]+", name or "") else "ravdess_speech.zip"
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK_SIZE), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fetch(url: str, part: Path, *, progress: Callable | None, timeout: float) -> str:
-    """Stream ``url`` into ``part``; return the MD5 hex digest of the bytes received."""
-    request = urllib.request.Request(url, headers={"User-Agent": "ser-automl/0.1"})
-    digest, done = hashlib.md5(), 0
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, part.open("wb") as fh:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            while chunk := response.read(_CHUNK_SIZE):
-                fh.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-    except urllib.error.HTTPError as exc:
-        raise DownloadError(
-            f"could not download {url}: HTTP {exc.code} {exc.reason}. The file may have moved; "
-            f"{_MANUAL}."
-        ) from exc
-    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DownloadError(
-            f"could not download {url}: {reason}. This machine may be offline or the server "
-            f"unreachable; retry later, or {_MANUAL}."
-        ) from exc
-    if total is not None and done != total:
-        raise DownloadError(
-            f"download of {url} stopped after {done} of {total} bytes; retry, or {_MANUAL}."
-        )
-    return digest.hexdigest()
 
 
 def _member_parts(name: str) -> tuple[str, ...]:
@@ -172,27 +212,52 @@ def _member_parts(name: str) -> tuple[str, ...]:
     return parts
 
 
-def _unpack(archive: Path, out: Path) -> None:
-    """Unpack the RAVDESS zip into ``out``, flattening a single wrapper folder."""
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            members = [(info, _member_parts(info.filename)) for info in zf.infolist()]
-            members = [
-                (info, parts)
-                for info, parts in members
-                if parts and not info.is_dir() and "__MACOSX" not in parts
-            ]
-            strip = _wrapper_depth([parts for _, parts in members], archive)
-            root = out.resolve()
-            for info, parts in members:
-                dest = out.joinpath(*parts[strip:])
-                if not dest.resolve().is_relative_to(root):
-                    raise DownloadError(f"refusing to unpack {info.filename!r} outside {out}")
+class _UnpackInto:
+    """A pooch processor: check the zip, unzip it with :class:`pooch.Unzip`, move the
+    ``Actor_XX`` folders into ``out`` (flattening a single wrapper folder).
+
+    Nothing is unpacked from an archive with unsafe member names or without ``Actor_XX``
+    folders; such an archive is deleted.  Existing files in ``out`` are overwritten.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+
+    def __call__(self, fname: str, action: str, pup: object) -> Path:
+        archive = Path(fname)
+        unzipped = archive.with_name(archive.name + ".unzip")
+        try:
+            strip = _check_archive(archive)
+            pooch.Unzip(extract_dir=unzipped.name)(fname, "download", pup)
+            for path in sorted(unzipped.rglob("*")):
+                parts = path.relative_to(unzipped).parts
+                if path.is_dir() or "__MACOSX" in parts:
+                    continue
+                dest = self.out.joinpath(*parts[strip:])
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, dest.open("wb") as dst:
-                    shutil.copyfileobj(src, dst, _CHUNK_SIZE)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
-        raise DownloadError(f"{archive} is not a valid zip archive ({exc}); {_MANUAL}.") from exc
+                os.replace(path, dest)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+            archive.unlink()
+            raise DownloadError(
+                f"{archive} is not a valid zip archive ({exc}); {_MANUAL}."
+            ) from exc
+        except DownloadError:  # unsafe or not RAVDESS: of no use; other errors keep it
+            archive.unlink()
+            raise
+        finally:
+            shutil.rmtree(unzipped, ignore_errors=True)
+        return self.out
+
+
+def _check_archive(archive: Path) -> int:
+    """How many leading folders to strip (see :func:`_wrapper_depth`); DownloadError for
+    unsafe member names (zip-slip) or an archive that is not RAVDESS."""
+    with zipfile.ZipFile(archive) as zf:
+        members = [(info, _member_parts(info.filename)) for info in zf.infolist()]
+    paths = [
+        parts for info, parts in members if parts and not info.is_dir() and "__MACOSX" not in parts
+    ]
+    return _wrapper_depth(paths, archive)
 
 
 def _wrapper_depth(paths: list[tuple[str, ...]], archive: Path) -> int:

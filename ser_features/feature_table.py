@@ -12,7 +12,7 @@ earlier table that is unreadable is reported and rebuilt rather than trusted.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -144,11 +144,34 @@ def plan_from_cache(
         resumed = len(new_rows) + len(new_refusals)
         features = _concat([features, new_rows], MANIFEST_COLUMNS)
         quarantine = _concat([quarantine, new_refusals], QUARANTINE_COLUMNS)
+    features = _with_current_labels(features, jobs)
     done = set(zip(features["path"], features["digest"], strict=True)) | set(
         zip(quarantine["path"], quarantine["digest"], strict=True)
     )
     to_extract = [job for job in jobs if (job.path, job.digest) not in done]
     return CachePlan(to_extract, features, quarantine, dropped, resumed, problems)
+
+
+def _with_current_labels(features: pd.DataFrame, jobs: list[ClipJob]) -> pd.DataFrame:
+    """Reused rows with the labels their file names (and corpus metadata) give today.
+
+    Labels cost nothing to re-read, so a parser that learns more (a corpus's demographics
+    table, say) updates the cached rows without describing the audio again.
+    """
+    if features.empty or not jobs:
+        return features
+    current = pd.DataFrame([{"path": job.path, **asdict(job.labels)} for job in jobs])
+    current = current.drop_duplicates("path").set_index("path")
+    columns = [c for c in current.columns if c in features.columns]
+    known = features["path"].isin(current.index)
+    if not columns or not known.any():
+        return features
+    refreshed = features.copy()
+    fresh = current.loc[refreshed.loc[known, "path"], columns]
+    for column in columns:
+        refreshed[column] = refreshed[column].astype(object)
+        refreshed.loc[known, column] = fresh[column].to_numpy()
+    return refreshed
 
 
 def _previous_tables(

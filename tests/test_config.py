@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.config import FAMILIES, ConfigError, load_config, parse_config
+from experiments.config import FAMILY_NAMES, ConfigError, load_config, parse_config
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -15,7 +15,7 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 def test_shipped_configs_parse(path):
     config = load_config(path)
     assert config.data.folders
-    assert set(config.trainers) <= set(FAMILIES)
+    assert set(config.trainers) <= set(FAMILY_NAMES)
 
 
 def test_augmentations_are_read_and_kept_beside_the_features():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from seed_recipe import published_recipe
 
 from ser_features.audio import Clip, load_audio
 from ser_features.feature_sets import FEATURE_SETS, get_feature_spec
-from ser_features.feature_sets.seed180 import published_recipe
 from ser_features.functionals import summarise
 from ser_features.pitch import track_pitch
 from ser_features.spectral import SpectralAnalysis

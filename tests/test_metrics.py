@@ -11,7 +11,6 @@ from experiments.evaluation.confusion_plot import confusion_csv, plot_confusion
 from experiments.evaluation.metrics import (
     EvaluationResult,
     evaluate,
-    evaluate_pooled,
     format_mean_std,
     summarise_folds,
 )
@@ -105,6 +104,16 @@ def test_zero_probabilities_give_a_finite_log_loss():
 def test_evaluate_errors(y, proba, message):
     with pytest.raises(ValueError, match=message):
         evaluate(y, proba, CLASSES)
+
+
+def evaluate_pooled(
+    y_true_folds: list[list[str]], proba_folds: list[np.ndarray], classes: list[str]
+) -> EvaluationResult:
+    """Evaluate the out-of-fold predictions of all folds at once (one pooled confusion)."""
+    if len(y_true_folds) != len(proba_folds) or not y_true_folds:
+        raise ValueError("need the same, non-zero number of label and probability folds")
+    y_true = np.concatenate([np.asarray(y).astype(str) for y in y_true_folds])
+    return evaluate(y_true, np.vstack(proba_folds), classes)
 
 
 def test_pooled_equals_evaluating_the_concatenation():

@@ -190,7 +190,7 @@ def test_h2o_automl_trains_on_a_cluster_given_by_url(tmp_path):
     import h2o
     import h2o.h2o as h2o_module
 
-    from experiments.families.h2o_automl import H2OAutoMLTrainer
+    from experiments.families.h2o_trainer import H2OAutoMLTrainer
 
     features, labels, speakers = speaker_blobs(
         ["neutral", "happy", "angry"], n_speakers=6, per_class=8, n_features=10, centre_scale=2.0

@@ -12,10 +12,10 @@ h2o = pytest.importorskip("h2o")
 
 from synthetic_features import speaker_blobs  # noqa: E402
 
-from experiments import h2o_cluster  # noqa: E402
+from experiments.engines import h2o_cluster  # noqa: E402
 from experiments.engines.h2o_cluster import H2OUnavailableError, connect_h2o, java_available  # noqa: E402
 from experiments.families.base import Trainer, predict_labels  # noqa: E402
-from experiments.families.h2o_automl import (  # noqa: E402
+from experiments.families.h2o_trainer import (  # noqa: E402
     FOLD_COLUMN,
     H2OAutoMLTrainer,
     _probability_columns,

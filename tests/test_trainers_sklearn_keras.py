@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import tempfile
 
 os.environ["KERAS_BACKEND"] = "torch"
@@ -16,17 +17,16 @@ from sklearn.metrics import balanced_accuracy_score
 from synthetic_features import speaker_blobs
 
 from experiments.families.base import Trainer, predict_labels
+from experiments.families.inputs import make_cv_splits, select_features
 from experiments.families.keras_nets import (
     KerasANNTrainer,
     KerasCNNTrainer,
     KerasTrainerBase,
     validation_split,
 )
-from experiments.families.sklearn_mlp import (
-    SklearnMLPTrainer,
-    make_cv_splits,
-    select_features,
-)
+from experiments.families.sklearn_mlp import SklearnMLPTrainer
+from ser_features.audio import Clip
+from ser_features.augmentation import AUGMENTATIONS, augment_clip, get_augmentation
 
 #: Given in a non-canonical order on purpose.
 LABELS = ["sad", "happy", "angry", "neutral"]
@@ -237,6 +237,33 @@ def test_ann_is_deterministic_and_leaves_torch_threads(ann, data) -> None:
     np.testing.assert_allclose(
         again.predict_proba(data["x_test"]), ann.predict_proba(data["x_test"]), atol=1e-6
     )
+
+
+def _global_random_states() -> tuple:
+    return random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+
+
+def _assert_same_random_states(before: tuple, after: tuple) -> None:
+    assert after[0] == before[0], "random.getstate() changed"
+    assert all(np.array_equal(a, b) for a, b in zip(after[1], before[1], strict=True)), (
+        "np.random.get_state() changed"
+    )
+    assert torch.equal(after[2], before[2]), "torch.random.get_rng_state() changed"
+
+
+@pytest.mark.parametrize("name", sorted(AUGMENTATIONS))
+def test_keras_fit_and_augmentation_leave_the_global_generators(data, name) -> None:
+    random.seed(11)
+    np.random.seed(11)
+    torch.manual_seed(11)
+    before = _global_random_states()
+    KerasCNNTrainer(filters=(4,), dense_units=8, epochs=2, seed=5).fit(
+        data["x_train"], data["y_train"], data["g_train"]
+    )
+    tone = np.sin(2 * np.pi * 220 * np.arange(16_000) / 16_000).astype(np.float32) * 0.3
+    clip = Clip(samples=tone, sample_rate=16_000, original_sample_rate=16_000, original_channels=1)
+    augment_clip(clip, get_augmentation(name), digest="c" * 32)
+    _assert_same_random_states(before, _global_random_states())
 
 
 @pytest.mark.slow

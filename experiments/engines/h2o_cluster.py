@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import h2o
 from h2o.exceptions import H2OConnectionError, H2OServerError
 
+from experiments.engines import java
+from experiments.engines.java import java_available
 from experiments.engines.process_guard import kill_with_this_process
 
 #: Environment variable naming an existing cluster, e.g. ``http://h2o.internal:54321``.
@@ -26,22 +27,13 @@ PORT_ENV = "SER_H2O_PORT"
 DEFAULT_PORT = 54321
 
 JAVA_HINT = (
-    "H2O needs a Java runtime (8-17). Install one, e.g. "
-    "`apt-get install openjdk-17-jre-headless`, or set JAVA_HOME; "
-    f"alternatively point {URL_ENV} at a running H2O cluster."
+    f"H2O needs a Java runtime (8-17). {java.JAVA_HINT} "
+    f"Alternatively, point {URL_ENV} at a running H2O cluster."
 )
 
 
 class H2OUnavailableError(RuntimeError):
     """No H2O cluster could be reached or started (missing Java, failed JVM, bad URL)."""
-
-
-def java_available() -> bool:
-    """Whether a ``java`` executable is found via ``JAVA_HOME`` or ``PATH``."""
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
-        return True
-    return shutil.which("java") is not None
 
 
 def default_ice_root() -> Path:

@@ -13,7 +13,7 @@ emotions present in the test labels), because emotion corpora are imbalanced and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.metrics import (
@@ -28,6 +28,8 @@ from sklearn.metrics import (
 
 #: The metrics summarised across folds (``cv_<key>_mean`` / ``cv_<key>_std``).
 MAIN_KEYS: tuple[str, ...] = ("accuracy", "uar", "macro_f1", "log_loss")
+#: Metrics (higher is better) that may choose the best family and decide promotion.
+SELECTION_METRICS: tuple[str, ...] = ("uar", "accuracy", "macro_f1")
 
 #: Probabilities are clipped to ``[EPS, 1]`` and renormalised before the log loss.
 EPS = 1e-15
@@ -42,6 +44,8 @@ class EvaluationResult:
     confusion: np.ndarray
     report: str
     classes: tuple[str, ...]
+    #: Each corpus's metrics when the test rows come from several corpora.
+    by_corpus: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def evaluate(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str]) -> EvaluationResult:
@@ -84,18 +88,6 @@ def evaluate(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str]) -
     )
 
 
-def evaluate_pooled(
-    y_true_folds: Sequence[Sequence[str]],
-    proba_folds: Sequence[np.ndarray],
-    classes: Sequence[str],
-) -> EvaluationResult:
-    """Evaluate the out-of-fold predictions of all folds at once (one pooled confusion)."""
-    if len(y_true_folds) != len(proba_folds) or not y_true_folds:
-        raise ValueError("need the same, non-zero number of label and probability folds")
-    y_true = np.concatenate([np.asarray(y).astype(str) for y in y_true_folds])
-    return evaluate(y_true, np.vstack(proba_folds), classes)
-
-
 def summarise_folds(
     fold_metrics: list[dict[str, float]], *, keys: Sequence[str] = MAIN_KEYS
 ) -> dict[str, float]:
@@ -127,20 +119,6 @@ def format_mean_std(values: Sequence[float], *, digits: int = 3) -> str:
     if values.size == 0:
         raise ValueError("no values to format")
     return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
-
-
-def fold_table_columns(fold_metrics: list[dict[str, float]], *, folds: int) -> dict[str, str]:
-    """The cross-validation columns of a results table: UAR, accuracy and macro-F1, each
-    ``"mean ± std"`` over ``fold_metrics``.
-
-    >>> fold_table_columns([{"uar": 0.4, "accuracy": 0.5, "macro_f1": 0.3}], folds=1)["accuracy"]
-    '0.500 ± 0.000'
-    """
-    return {
-        f"speaker-indep. {folds}-fold UAR": format_mean_std([m["uar"] for m in fold_metrics]),
-        "accuracy": format_mean_std([m["accuracy"] for m in fold_metrics]),
-        "macro-F1": format_mean_std([m["macro_f1"] for m in fold_metrics]),
-    }
 
 
 def _check_inputs(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -> None:

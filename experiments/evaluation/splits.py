@@ -3,7 +3,11 @@
 Speaker-independent splits are the default: no speaker is ever on both sides, so the score
 measures generalisation to new voices.  ``random_stratified`` splits put the same speakers on
 both sides; they exist *only* to compare with published numbers that used them.
-``cross_corpus`` trains on some corpora and tests on others, over the labels both share.
+``cross_corpus`` trains on some corpora and tests on others, over the labels both share;
+``leave_one_corpus_out`` trains on every corpus of the table but one and tests on that one.
+A table may hold several corpora: speaker-independent splits then hold out the same share of
+every corpus's speakers (gender-balanced inside each corpus) and folds are stratified by
+corpus and emotion, so every corpus is on both sides with its own labels.
 
 Every split holds integer *positional* indices into the table (use ``table.iloc``).
 
@@ -35,7 +39,14 @@ from ser_features.labels import ordered_labels
 SPEAKER_INDEPENDENT = "speaker_independent"
 RANDOM_STRATIFIED = "random_stratified"
 CROSS_CORPUS = "cross_corpus"
-PROTOCOLS: tuple[str, ...] = (SPEAKER_INDEPENDENT, RANDOM_STRATIFIED, CROSS_CORPUS)
+LEAVE_ONE_CORPUS_OUT = "leave_one_corpus_out"
+#: Every protocol an experiment file may name (``protocol.kind``).
+PROTOCOLS: tuple[str, ...] = (
+    SPEAKER_INDEPENDENT,
+    RANDOM_STRATIFIED,
+    CROSS_CORPUS,
+    LEAVE_ONE_CORPUS_OUT,
+)
 
 #: Part of the description of every random split, so that nobody mistakes it for honest.
 RANDOM_SPLIT_NOTE = "random split: same speakers on both sides, optimistic"
@@ -70,14 +81,6 @@ class Split:
         if np.intersect1d(self.train_index, self.test_index).size:
             raise ValueError("a row is on both sides of the split")
 
-    def train(self, table: pd.DataFrame) -> pd.DataFrame:
-        """The training rows of ``table``."""
-        return table.iloc[self.train_index]
-
-    def test(self, table: pd.DataFrame) -> pd.DataFrame:
-        """The test rows of ``table``."""
-        return table.iloc[self.test_index]
-
 
 def assert_speaker_disjoint(table: pd.DataFrame, split: Split) -> None:
     """Raise ``ValueError`` listing the speakers found on both sides of ``split``."""
@@ -102,6 +105,8 @@ def speaker_independent_split(
     Without ``test_speakers``, ``round(test_fraction * n_speakers)`` speakers (at least one,
     never all) are drawn, as evenly as possible across the values of the ``gender`` column
     (e.g. 20 RAVDESS actors -> 2 male + 2 female), leaving each gender some training speakers.
+    With several corpora in the table this is done inside each corpus (its own share of its
+    own speakers), so every corpus is on both sides.
     """
     speakers = _speakers(table)
     known = sorted(set(speakers))
@@ -118,9 +123,16 @@ def speaker_independent_split(
     else:
         if not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-        n_test = min(max(1, round(test_fraction * len(known))), len(known) - 1)
-        chosen = _balanced_choice(_speaker_genders(table, known), n_test, seed)
-        how = f"seed {seed}, gender-balanced"
+        chosen = []
+        for members in _speakers_by_corpus(table, known).values():
+            n_test = min(max(1, round(test_fraction * len(members))), len(members) - 1)
+            if n_test < 1:
+                continue  # a corpus with one speaker stays on the training side
+            chosen += _balanced_choice(_speaker_genders(table, members), n_test, seed)
+        chosen = sorted(chosen)
+        how = f"seed {seed}, gender-balanced" + (
+            " within each corpus" if len(_speakers_by_corpus(table, known)) > 1 else ""
+        )
     is_test = np.isin(speakers, chosen)
     split = Split(
         train_index=np.flatnonzero(~is_test),
@@ -138,13 +150,14 @@ def speaker_independent_split(
 
 
 def speaker_kfold(table: pd.DataFrame, *, n_splits: int = 5, seed: int = 0) -> list[Split]:
-    """Group K-fold by speaker, stratified by emotion where possible.
+    """Group K-fold by speaker, stratified by emotion (and corpus, when several) where
+    possible.
 
     Every speaker is in exactly one test fold, so the test folds cover every row once.
     """
     speakers = _speakers(table)
     labels = tuple(ordered_labels(set(_emotions(table))))
-    folds = _speaker_folds(speakers, _emotions(table), n_splits=n_splits, seed=seed)
+    folds = _speaker_folds(speakers, _strata(table), n_splits=n_splits, seed=seed)
     splits = []
     for k, (train, test) in enumerate(folds, start=1):
         held_out = tuple(sorted(set(speakers[test].tolist())))
@@ -243,6 +256,30 @@ def cross_corpus_split(
     return split
 
 
+def leave_one_corpus_out_split(
+    table: pd.DataFrame, *, test_corpus: str, labels: Sequence[str] | None = None
+) -> Split:
+    """Train on every other corpus of ``table``, test on ``test_corpus``, over shared labels.
+
+    No clip of ``test_corpus`` is on the training side, whatever its label.
+    """
+    corpora = sorted(set(table["corpus"].astype(str)))
+    others = [c for c in corpora if c != test_corpus]
+    if not others:
+        raise ValueError(f"leave_one_corpus_out needs another corpus besides {test_corpus!r}")
+    split = cross_corpus_split(
+        table, train_corpora=others, test_corpora=[test_corpus], labels=labels
+    )
+    return Split(
+        train_index=split.train_index,
+        test_index=split.test_index,
+        protocol=LEAVE_ONE_CORPUS_OUT,
+        test_speakers=split.test_speakers,
+        description=split.description.replace("cross-corpus", "leave-one-corpus-out", 1),
+        labels=split.labels,
+    )
+
+
 def group_folds_for_tuning(
     groups: np.ndarray,
     *,
@@ -275,6 +312,29 @@ def _speakers(table: pd.DataFrame) -> np.ndarray:
 
 def _emotions(table: pd.DataFrame) -> np.ndarray:
     return table["emotion"].astype(str).to_numpy()
+
+
+def _corpora(table: pd.DataFrame) -> np.ndarray:
+    if "corpus" not in table.columns:
+        return np.full(len(table), "", dtype=object)
+    return table["corpus"].astype(str).to_numpy()
+
+
+def _strata(table: pd.DataFrame) -> np.ndarray:
+    """Emotion labels, prefixed by the corpus when the table holds several."""
+    corpora, emotions = _corpora(table), _emotions(table)
+    if len(set(corpora)) < 2:
+        return emotions
+    return np.char.add(np.char.add(corpora.astype(str), "/"), emotions.astype(str))
+
+
+def _speakers_by_corpus(table: pd.DataFrame, speakers: list[str]) -> dict[str, list[str]]:
+    """The speakers of each corpus (speaker ids are unique across corpora)."""
+    corpus_of = dict(zip(_speakers(table), _corpora(table), strict=True))
+    groups: dict[str, list[str]] = {}
+    for speaker in speakers:
+        groups.setdefault(corpus_of[speaker], []).append(speaker)
+    return groups
 
 
 def _speaker_folds(

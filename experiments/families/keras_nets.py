@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,25 +17,18 @@ from typing import Any, ClassVar
 import joblib
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
 from sklearn.preprocessing import StandardScaler
 
-from experiments.families.sklearn_mlp import check_labels, select_features
+from experiments.families.inputs import check_labels, select_features
+from experiments.families.keras_backend import check_torch_backend, lazy_keras
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-_KERAS_WAS_IMPORTED = "keras" in sys.modules
-
-import keras  # noqa: E402
-
-if keras.backend.backend() != "torch":
-    _why = "was already imported with" if _KERAS_WAS_IMPORTED else "is configured for"
-    raise ImportError(
-        f"keras {_why} the {keras.backend.backend()!r} backend; these trainers need the torch "
-        "backend: set KERAS_BACKEND=torch before keras is first imported"
-    )
-
-import torch  # noqa: E402
+# ImportError now if keras is already imported (or configured) for another backend; keras
+# itself is imported, on torch, when first used (in fit or load), not by importing this.
+check_torch_backend()
+keras = lazy_keras()
 
 _MODEL_FILE = "model.keras"
 _SCALER_FILE = "scaler.joblib"
@@ -110,8 +102,15 @@ class KerasTrainerBase(BaseEstimator):
     family: ClassVar[str] = ""
     _tuple_params: ClassVar[tuple[str, ...]] = ()
 
-    def _build(self, n_features: int, n_classes: int) -> keras.Model:
+    def _build(self, n_features: int, n_classes: int, seeds: Iterator[int]) -> keras.Model:
+        """The network; every initialiser and Dropout layer takes its seed from ``seeds``."""
         raise NotImplementedError
+
+    def _layer_seeds(self) -> Iterator[int]:
+        """Distinct seeds for the layers of one network, drawn from a generator of ``seed``."""
+        rng = np.random.default_rng(self.seed)
+        while True:
+            yield int(rng.integers(2**31 - 1))
 
     def _inputs(self, scaled: np.ndarray) -> np.ndarray:
         """Network input from the standardised matrix (dense nets take it as is)."""
@@ -136,9 +135,12 @@ class KerasTrainerBase(BaseEstimator):
         x = self._inputs(self.scaler_.transform(values))
         y = keras.utils.to_categorical(codes, num_classes=len(classes)).astype(np.float32)
 
-        with torch_threads(self.n_threads):
-            keras.utils.set_random_seed(self.seed)
-            self.model_ = self._build(len(self.feature_names_), len(classes))
+        # The layers draw from their own seeded generators. Keras shuffles the batches with
+        # torch's global generator (a DataLoader RandomSampler, which takes no generator from
+        # Keras): it is seeded inside a fork, so the caller's torch state comes back untouched.
+        with torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.model_ = self._build(len(self.feature_names_), len(classes), self._layer_seeds())
             self.model_.compile(
                 optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
                 loss="categorical_crossentropy",
@@ -182,7 +184,8 @@ class KerasTrainerBase(BaseEstimator):
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
         frame = select_features(features, self.feature_names_)
         x = self._inputs(self.scaler_.transform(frame.to_numpy(dtype=np.float64)))
-        with torch_threads(self.n_threads):
+        # Keras draws one number from torch's global generator per call: keep the caller's
+        with torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
             proba = self.model_.predict(x, batch_size=256, verbose=0)
         proba = np.asarray(proba, dtype=np.float64)
         return proba / proba.sum(axis=1, keepdims=True)
@@ -283,14 +286,25 @@ class KerasANNTrainer(KerasTrainerBase):
         self.n_threads = n_threads
         self.verbose = verbose
 
-    def _build(self, n_features: int, n_classes: int) -> keras.Model:
+    def _build(self, n_features: int, n_classes: int, seeds: Iterator[int]) -> keras.Model:
+        glorot = keras.initializers.GlorotUniform
         inputs = keras.Input(shape=(n_features,), name="features")
         x = inputs
         for i, units in enumerate(self.hidden_units):
-            x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
+            x = keras.layers.Dense(
+                units,
+                activation="relu",
+                kernel_initializer=glorot(seed=next(seeds)),
+                name=f"dense_{i}",
+            )(x)
             if self.dropout and i < self.dropout_layers:
-                x = keras.layers.Dropout(self.dropout, name=f"dropout_{i}")(x)
-        outputs = keras.layers.Dense(n_classes, activation="softmax", name="proba")(x)
+                x = keras.layers.Dropout(self.dropout, seed=next(seeds), name=f"dropout_{i}")(x)
+        outputs = keras.layers.Dense(
+            n_classes,
+            activation="softmax",
+            kernel_initializer=glorot(seed=next(seeds)),
+            name="proba",
+        )(x)
         return keras.Model(inputs, outputs, name="ser_ann")
 
 
@@ -353,26 +367,43 @@ class KerasCNNTrainer(KerasTrainerBase):
     def _inputs(self, scaled: np.ndarray) -> np.ndarray:
         return scaled.astype(np.float32)[:, :, np.newaxis]
 
-    def _build(self, n_features: int, n_classes: int) -> keras.Model:
+    def _build(self, n_features: int, n_classes: int, seeds: Iterator[int]) -> keras.Model:
         if self.pooling not in ("flatten", "global_average"):
             raise ValueError(f"pooling must be 'flatten' or 'global_average', not {self.pooling!r}")
         layers = keras.layers
+        glorot = keras.initializers.GlorotUniform
         inputs = keras.Input(shape=(n_features, 1), name="features")
         x = inputs
         for i, width in enumerate(self.filters):
-            x = layers.Conv1D(width, self.kernel_size, padding="same", name=f"conv_{i}")(x)
+            x = layers.Conv1D(
+                width,
+                self.kernel_size,
+                padding="same",
+                kernel_initializer=glorot(seed=next(seeds)),
+                name=f"conv_{i}",
+            )(x)
             x = layers.BatchNormalization(name=f"bn_{i}")(x)
             x = layers.ReLU(name=f"relu_{i}")(x)
             if x.shape[1] >= 2:
                 x = layers.MaxPooling1D(2, name=f"pool_{i}")(x)
-            x = layers.Dropout(self.dropout, name=f"dropout_{i}")(x)
+            x = layers.Dropout(self.dropout, seed=next(seeds), name=f"dropout_{i}")(x)
         if self.pooling == "flatten":
             x = layers.Flatten(name="flatten")(x)
         else:
             x = layers.GlobalAveragePooling1D(name="global_average")(x)
-        x = layers.Dense(self.dense_units, activation="relu", name="dense")(x)
-        x = layers.Dropout(self.dropout, name="dropout_dense")(x)
-        outputs = layers.Dense(n_classes, activation="softmax", name="proba")(x)
+        x = layers.Dense(
+            self.dense_units,
+            activation="relu",
+            kernel_initializer=glorot(seed=next(seeds)),
+            name="dense",
+        )(x)
+        x = layers.Dropout(self.dropout, seed=next(seeds), name="dropout_dense")(x)
+        outputs = layers.Dense(
+            n_classes,
+            activation="softmax",
+            kernel_initializer=glorot(seed=next(seeds)),
+            name="proba",
+        )(x)
         return keras.Model(inputs, outputs, name="ser_cnn")
 
 

@@ -1,8 +1,9 @@
 """Fitted models on disk, in the form the served model loads: features in, probabilities out.
 
-Each family is saved in its own native form (a pickled scikit-learn trainer, a ``.keras``
-model with its scaler, an H2O MOJO with ``h2o-genmodel.jar``) beside ``predictor.json``, which
-names the family, the feature set and the label order.  Loading needs neither an H2O
+Each family is saved in its own native form, by its registered ``save`` (a pickled
+scikit-learn trainer, a ``.keras`` model with its scaler, an H2O MOJO with
+``h2o-genmodel.jar``) beside ``predictor.json``, which names the family, the feature set and
+the label order.  Loading needs neither an H2O
 cluster nor the training code's state.
 """
 
@@ -17,13 +18,15 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from experiments.families import get_family
 from experiments.families.base import Trainer
+from experiments.training.normalisation import FeatureNormaliser
 
 META_FILE = "predictor.json"
+#: The fitted training-side normalisation, when the experiment used one.
+NORMALISER_FILE = "normaliser.joblib"
 #: Subfolder holding an optional speaker-normalised companion (see ``EmotionModel``).
 SESSION_SUBDIR = "session"
-#: Families saved as a pickled scikit-learn trainer.
-SKLEARN_FAMILIES = ("sklearn_mlp", "sklearn_linear")
 
 
 class ProbabilityModel(Protocol):
@@ -40,16 +43,27 @@ class Predictor:
     feature_set: str
     classes: list[str]
     model: ProbabilityModel
+    #: The training-side normalisation the model expects its features through, if any.
+    normaliser: FeatureNormaliser | None = None
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Probabilities in ``classes`` order, each row renormalised to sum to 1."""
+        if self.normaliser is not None:
+            features = self.normaliser.transform(features)
         proba = np.asarray(self.model.predict_proba(features), dtype=np.float64)
         proba = np.clip(proba, 0.0, None)
         return proba / proba.sum(axis=1, keepdims=True)
 
 
-def save_predictor(trainer: Trainer, directory: Path, *, feature_set: str) -> Path:
-    """Write ``trainer``'s fitted model into ``directory`` and return the folder."""
+def save_predictor(
+    trainer: Trainer,
+    directory: Path,
+    *,
+    feature_set: str,
+    normaliser: FeatureNormaliser | None = None,
+) -> Path:
+    """Write ``trainer``'s fitted model into ``directory`` (its family's own form), with the
+    ``normaliser`` it was fitted behind, and return the folder."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {
@@ -57,20 +71,10 @@ def save_predictor(trainer: Trainer, directory: Path, *, feature_set: str) -> Pa
         "feature_set": feature_set,
         "classes": list(trainer.classes_),
     }
-    if trainer.family in SKLEARN_FAMILIES:
-        joblib.dump(trainer, directory / "sklearn_trainer.joblib")
-    elif trainer.family in ("keras_ann", "keras_cnn"):
-        trainer.save(directory / "keras")  # type: ignore[attr-defined]
-    elif trainer.family == "h2o_automl":
-        mojo = trainer.export_mojo(directory / "mojo")  # type: ignore[attr-defined]
-        meta["mojo"] = str(mojo.relative_to(directory))
-        meta["genmodel_jar"] = str(
-            Path(trainer.genmodel_jar_path_).relative_to(directory)  # type: ignore[attr-defined]
-        )
-        meta["mojo_model_id"] = trainer.mojo_model_id_  # type: ignore[attr-defined]
-        meta["mojo_non_predictors"] = list(getattr(trainer, "non_predictor_columns", ()))
-    else:
-        raise ValueError(f"cannot save model family {trainer.family!r}")
+    meta.update(get_family(trainer.family).save(trainer, directory))
+    if normaliser is not None and normaliser.active:
+        joblib.dump(normaliser, directory / NORMALISER_FILE)
+        meta["normaliser"] = normaliser.kind
     (directory / META_FILE).write_text(json.dumps(meta, indent=2))
     return directory
 
@@ -79,38 +83,10 @@ def load_predictor(directory: Path | str) -> Predictor:
     """Load a folder written by :func:`save_predictor`."""
     directory = Path(directory)
     meta = json.loads((directory / META_FILE).read_text())
-    family = meta["family"]
-    model: ProbabilityModel
-    if family in SKLEARN_FAMILIES:
-        model = joblib.load(directory / "sklearn_trainer.joblib")
-    elif family in ("keras_ann", "keras_cnn"):
-        from experiments.families.keras_nets import KerasTrainerBase
-
-        model = KerasTrainerBase.load(directory / "keras")
-    elif family == "h2o_automl":
-        from experiments.serving.mojo_scorer import MojoScorer
-
-        model = _ReorderedScorer(
-            MojoScorer(
-                directory / meta["mojo"],
-                directory / meta["genmodel_jar"],
-                non_predictors=tuple(meta.get("mojo_non_predictors", ())),
-            ),
-            meta["classes"],
-        )
-    else:
-        raise ValueError(f"{directory}: unknown model family {family!r}")
-    return Predictor(family, meta["feature_set"], list(meta["classes"]), model)
-
-
-@dataclass
-class _ReorderedScorer:
-    """A MOJO scorer whose columns are put into the canonical label order."""
-
-    scorer: Any
-    classes: list[str]
-
-    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        domain = [str(label) for label in self.scorer.classes]
-        order = [domain.index(label) for label in self.classes]
-        return self.scorer.predict_proba(features)[:, order]
+    try:
+        family = get_family(meta["family"])
+    except ValueError as exc:
+        raise ValueError(f"{directory}: {exc}") from None
+    model = family.load(directory, meta)
+    normaliser = joblib.load(directory / NORMALISER_FILE) if meta.get("normaliser") else None
+    return Predictor(family.name, meta["feature_set"], list(meta["classes"]), model, normaliser)

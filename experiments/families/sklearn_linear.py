@@ -1,5 +1,6 @@
-"""A regularised multinomial logistic regression: the strong, fast baseline for wide
-functional sets such as ComParE 2016 (thousands of columns, about a thousand clips)."""
+"""``sklearn_linear``: a regularised multinomial logistic regression, the strong, fast
+baseline for wide functional sets such as ComParE 2016 (thousands of columns, about a
+thousand clips)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ from typing import Any
 
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
+from typing_extensions import TypedDict
 
-from experiments.families.sklearn_mlp import SpeakerGridSearchTrainer
+from experiments.families.grid_search import (
+    SpeakerGridSearchTrainer,
+    load_pickled,
+    save_pickled,
+)
+from experiments.families.spec import ModelFamily, strict_options
 
 #: Inverse regularisation strengths searched on speaker-disjoint folds.
 DEFAULT_PARAM_GRID: dict[str, list[Any]] = {"C": [0.003, 0.01, 0.03]}
@@ -28,3 +35,24 @@ class SklearnLinearTrainer(SpeakerGridSearchTrainer):
 
     def _fixed_params(self) -> dict[str, Any]:
         return {"penalty": "l2", "class_weight": "balanced"}
+
+
+@strict_options
+class SklearnLinearOptions(TypedDict, total=False):
+    """Settings of :class:`SklearnLinearTrainer` (defaults there)."""
+
+    param_grid: dict[str, list[Any]]
+    cv_folds: int
+    seed: int
+    max_iter: int
+    n_jobs: int
+
+
+FAMILY = ModelFamily(
+    name="sklearn_linear",
+    summary="balanced L2 logistic regression, C tuned on speaker folds",
+    options=SklearnLinearOptions,
+    build=SklearnLinearTrainer,
+    save=save_pickled,
+    load=load_pickled,
+)

@@ -14,10 +14,10 @@ protocol (``UVICORN_HTTP``); error answers are MLflow-style JSON naming the prob
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
+from experiments.engines.java import java_home_or_none
 from experiments.serving.limits import MAX_REQUEST_MB_ENV
 from experiments.tracking.registry import CHAMPION
 
@@ -50,9 +50,9 @@ def serving_environment(
     env.setdefault("MALLOC_ARENA_MAX", "2")
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
-    java = shutil.which("java", path=env["PATH"])
-    if "JAVA_HOME" not in env and java:
-        env["JAVA_HOME"] = str(Path(java).resolve().parent.parent)
+    java_home = java_home_or_none(env) if "JAVA_HOME" not in env else None
+    if java_home is not None:  # for an H2O MOJO champion, scored through JPype
+        env["JAVA_HOME"] = str(java_home)
     return env
 
 

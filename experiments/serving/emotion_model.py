@@ -20,14 +20,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np
 import pandas as pd
@@ -92,8 +89,10 @@ class EmotionModel(PythonModel):
 
     def load_context(self, context: Any) -> None:
         """Load the predictor and its feature set once per server process."""
+        from experiments.families.keras_backend import select_torch_backend
         from experiments.families.predictors import SESSION_SUBDIR, load_predictor
 
+        select_torch_backend()  # before a Keras predictor first imports keras
         directory = Path(context.artifacts["predictor"])
         self.predictor = load_predictor(directory)
         session_dir = directory / SESSION_SUBDIR

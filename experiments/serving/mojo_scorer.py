@@ -25,10 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-JAVA_HINT = (
-    "Install a Java runtime, e.g. `apt-get install openjdk-17-jre-headless`, "
-    "or set JAVA_HOME to an existing JDK/JRE."
-)
+# JAVA_HINT, JavaNotFoundError and find_java_home are part of this module's interface too.
+from experiments.engines.java import JAVA_HINT, JavaNotFoundError, find_java_home
+
 #: Options of a JVM started here; ``-Xrs`` keeps SIGTERM/SIGINT with Python.
 JVM_OPTIONS = ("-Xmx512m", "-Xrs")
 _LIBJVM = (
@@ -41,28 +40,6 @@ _LIBJVM = (
 _MOJO_CLASS = "hex.genmodel.MojoModel"
 _START_LOCK = threading.Lock()
 _JVM_PID: int | None = None  # pid of the process that started the JVM here
-
-
-class JavaNotFoundError(RuntimeError):
-    """No usable Java runtime (``JAVA_HOME`` / ``java`` on ``PATH`` / ``libjvm``)."""
-
-
-def find_java_home() -> Path:
-    """Home of the Java runtime: a valid ``$JAVA_HOME``, else ``java`` on ``PATH`` resolved.
-
-    Raises
-    ------
-    JavaNotFoundError : neither is available.
-    """
-    env = os.environ.get("JAVA_HOME")
-    if env and (Path(env) / "bin" / "java").is_file():
-        return Path(env)
-    java = shutil.which("java")
-    if java is None:
-        raise JavaNotFoundError(
-            f"Java was not found (JAVA_HOME unset or invalid, no `java` on PATH). {JAVA_HINT}"
-        )
-    return Path(java).resolve().parent.parent  # e.g. /usr/lib/jvm/java-17-openjdk-amd64
 
 
 def find_jvm_library() -> Path:

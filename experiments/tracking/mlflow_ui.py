@@ -10,7 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-DEFAULT_DB = Path("mlruns") / "mlflow.db"
+from experiments.tracking.runs import default_store_uri
+
 STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file")
 # The UI needs no background job runner (a huey consumer with two workers): leave it off.
 UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -22,8 +23,7 @@ def default_backend_store_uri() -> str:
     scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else ""
     if scheme in STORE_SCHEMES:
         return uri
-    DEFAULT_DB.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{DEFAULT_DB.resolve()}"
+    return default_store_uri()
 
 
 def ui_command(

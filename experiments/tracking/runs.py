@@ -23,17 +23,22 @@ from mlflow.types import ColSpec, Schema
 from experiments.evaluation.confusion_plot import confusion_csv, plot_confusion
 from experiments.evaluation.metrics import EvaluationResult
 
+#: The local tracking store: the sqlite database, artifacts and ``ser`` log files.
 DEFAULT_STORE = Path("mlruns")
+DEFAULT_DB = DEFAULT_STORE / "mlflow.db"
 KEY_PACKAGES = ("mlflow", "h2o", "keras", "torch", "scikit-learn", "librosa", "opensmile")
 MODEL_CODE = Path(__file__).parents[1] / "serving" / "emotion_model_code.py"
 
 
+def default_store_uri() -> str:
+    """``sqlite:///<absolute path>/mlruns/mlflow.db``, the local store (folder created)."""
+    DEFAULT_STORE.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_DB.resolve()}"
+
+
 def configure_tracking(uri: str | None = None) -> str:
     """Point MLflow at ``uri``, ``$MLFLOW_TRACKING_URI`` or the project's local sqlite store."""
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
-        DEFAULT_STORE.mkdir(parents=True, exist_ok=True)
-        uri = f"sqlite:///{(DEFAULT_STORE / 'mlflow.db').resolve()}"
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri

@@ -2,63 +2,64 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from experiments.config import ProtocolConfig
 from experiments.evaluation.metrics import EvaluationResult, evaluate, summarise_folds
 from experiments.evaluation.splits import (
+    CROSS_CORPUS,
+    LEAVE_ONE_CORPUS_OUT,
+    RANDOM_STRATIFIED,
     Split,
     cross_corpus_split,
+    leave_one_corpus_out_split,
     random_stratified_kfold,
     random_stratified_split,
     speaker_independent_split,
     speaker_kfold,
 )
+from experiments.families import CV_OVERRIDES, FEATURES, get_family
 from experiments.families.base import Trainer
-from experiments.training.normalisation import standardise_per_speaker
+from experiments.training.normalisation import FeatureNormaliser, standardise_per_speaker
+from ser_features.feature_sets import feature_set_columns
 from ser_features.feature_table import feature_columns
+
+if TYPE_CHECKING:
+    from experiments.config import ProtocolConfig
+
+
+def family_columns(params: dict[str, Any], table: pd.DataFrame) -> list[str]:
+    """The columns a family with ``params`` learns from: its ``features`` part, else all."""
+    if FEATURES not in params:
+        return feature_columns(table)
+    wanted = set(feature_set_columns(params[FEATURES]))
+    columns = [column for column in feature_columns(table) if column in wanted]
+    if not columns:
+        raise ValueError(f"the feature table has no column of {params[FEATURES]!r}")
+    return columns
 
 
 def build_trainer(family: str, params: dict[str, Any], *, seed: int) -> Trainer:
-    """A fresh, unfitted trainer of ``family`` with ``params`` (the seed unless overridden)."""
-    settings = {"seed": seed, **params}
-    if family == "sklearn_mlp":
-        from experiments.families.sklearn_mlp import SklearnMLPTrainer
-
-        return SklearnMLPTrainer(**settings)
-    if family == "sklearn_linear":
-        from experiments.families.sklearn_linear import SklearnLinearTrainer
-
-        return SklearnLinearTrainer(**settings)
-    if family == "keras_ann":
-        from experiments.families.keras_nets import KerasANNTrainer
-
-        return KerasANNTrainer(**settings)
-    if family == "keras_cnn":
-        from experiments.families.keras_nets import KerasCNNTrainer
-
-        return KerasCNNTrainer(**settings)
-    if family == "h2o_automl":
-        from experiments.families.h2o_automl import H2OAutoMLTrainer
-
-        return H2OAutoMLTrainer(**settings)
-    raise ValueError(f"unknown model family {family!r}")
+    """A fresh, unfitted trainer of ``family`` with ``params`` (the seed unless overridden);
+    ``params`` are checked against the family's options."""
+    return get_family(family).trainer(params, seed=seed)
 
 
 def split_for(table: pd.DataFrame, protocol: ProtocolConfig) -> Split:
     """The held-out split the protocol asks for."""
-    if protocol.kind == "random_stratified":
+    if protocol.kind == RANDOM_STRATIFIED:
         return random_stratified_split(
             table, test_fraction=protocol.test_fraction, seed=protocol.seed
         )
-    if protocol.kind == "cross_corpus":
+    if protocol.kind == CROSS_CORPUS:
         return cross_corpus_split(
             table, train_corpora=protocol.train_corpora, test_corpora=protocol.test_corpora
         )
+    if protocol.kind == LEAVE_ONE_CORPUS_OUT:
+        return leave_one_corpus_out_split(table, test_corpus=protocol.test_corpora[0])
     return speaker_independent_split(
         table,
         test_speakers=protocol.test_speakers,
@@ -68,10 +69,10 @@ def split_for(table: pd.DataFrame, protocol: ProtocolConfig) -> Split:
 
 
 def folds_for(table: pd.DataFrame, protocol: ProtocolConfig) -> list[Split]:
-    """Cross-validation folds of the protocol (none when ``cv_folds`` < 2 or cross-corpus)."""
-    if protocol.cv_folds < 2 or protocol.kind == "cross_corpus":
+    """Cross-validation folds of the protocol (none when ``cv_folds`` < 2 or across corpora)."""
+    if protocol.cv_folds < 2 or protocol.kind in (CROSS_CORPUS, LEAVE_ONE_CORPUS_OUT):
         return []
-    if protocol.kind == "random_stratified":
+    if protocol.kind == RANDOM_STRATIFIED:
         return random_stratified_kfold(table, n_splits=protocol.cv_folds, seed=protocol.seed)
     return speaker_kfold(table, n_splits=protocol.cv_folds, seed=protocol.seed)
 
@@ -85,6 +86,8 @@ class FamilyResult:
     split: Split
     cv_metrics: dict[str, float] = field(default_factory=dict)
     fold_metrics: list[dict[str, float]] = field(default_factory=list)
+    #: The training-side normalisation the trainer was fitted behind (saved with the model).
+    normaliser: FeatureNormaliser = field(default_factory=FeatureNormaliser)
 
 
 def augmented_training_rows(
@@ -110,6 +113,8 @@ def fit_on_split(
     *,
     augmented: pd.DataFrame | None = None,
     normalise_speakers: bool = False,
+    normaliser: FeatureNormaliser | None = None,
+    columns: list[str] | None = None,
 ) -> EvaluationResult:
     """Fit ``trainer`` on the split's training rows (plus the augmented copies of those
     rows, when given) and evaluate on its test rows.
@@ -117,23 +122,51 @@ def fit_on_split(
     With ``normalise_speakers`` every speaker's features are standardised by that speaker's
     own original clips, on both sides (see :mod:`experiments.training.normalisation`): the test side
     then uses the test speakers' unlabelled clips, which a per-clip deployment does not have.
+    A ``normaliser`` is fitted on the training rows (by their corpus or speaker) and applied
+    to the test rows as to lone clips. With several corpora on the test side the result's
+    ``by_corpus`` holds each corpus's metrics. ``columns`` (every feature column when None)
+    are the ones the trainer learns from.
     """
-    columns = feature_columns(table)
+    columns = columns or feature_columns(table)
     train, test = table.iloc[split.train_index], table.iloc[split.test_index]
     n_original = len(train)
     if augmented is not None:
         train = pd.concat([train, augmented_training_rows(augmented, train, test)[train.columns]])
     train_x, test_x = train[columns], test[columns]
+    original = np.arange(len(train)) < n_original
     if normalise_speakers:
-        original = np.arange(len(train)) < n_original
         train_x = standardise_per_speaker(train_x, train["speaker"], reference=original)
         test_x = standardise_per_speaker(test_x, test["speaker"])
+    if normaliser is not None and normaliser.active:
+        train_x = normaliser.fit_transform(
+            train_x,
+            corpora=train["corpus"].to_numpy(),
+            speakers=train["speaker"].to_numpy(),
+            reference=original,
+        )
+        test_x = normaliser.transform(test_x)
     if split.labels:
         keep = train["emotion"].isin(split.labels).to_numpy()
         train, train_x = train[keep], train_x[keep]
     trainer.fit(train_x, train["emotion"].to_numpy(), train["speaker"].to_numpy())
     proba = trainer.predict_proba(test_x)
-    return evaluate(test["emotion"].to_numpy(), proba, trainer.classes_)
+    return evaluate_by_corpus(test, proba, trainer.classes_)
+
+
+def evaluate_by_corpus(
+    test: pd.DataFrame, proba: np.ndarray, classes: list[str]
+) -> EvaluationResult:
+    """Pooled metrics of the test rows, plus each corpus's own when there are several."""
+    pooled = evaluate(test["emotion"].to_numpy(), proba, classes)
+    corpora = test["corpus"].astype(str).to_numpy() if "corpus" in test else np.array([])
+    if len(set(corpora)) < 2:
+        return pooled
+    by_corpus = {
+        corpus: evaluate(test["emotion"].to_numpy()[rows], proba[rows], classes).metrics
+        for corpus in sorted(set(corpora))
+        for rows in [corpora == corpus]
+    }
+    return replace(pooled, by_corpus=by_corpus)
 
 
 def train_family(
@@ -144,29 +177,44 @@ def train_family(
     *,
     cv_params: dict[str, Any] | None = None,
     augmented: pd.DataFrame | None = None,
+    normalise: str = "none",
 ) -> FamilyResult:
     """Cross-validate (if configured), then fit the final model on the protocol's split.
 
     ``cv_params`` override ``params`` inside the folds (for example a smaller AutoML budget);
-    ``augmented`` copies join the training side of each split (see :func:`fit_on_split`).
+    ``augmented`` copies join the training side of each split and ``normalise`` names the
+    training-side normalisation (see :func:`fit_on_split`).
     """
+    params = dict(params)
+    cv_params = {**params.pop(CV_OVERRIDES, {}), **(cv_params or {})}
+    columns = family_columns(params, table)
     fold_metrics = []
     for fold in folds_for(table, protocol):
-        fold_trainer = build_trainer(family, {**params, **(cv_params or {})}, seed=protocol.seed)
-        fold_metrics.append(fit_on_split(fold_trainer, table, fold, augmented=augmented).metrics)
+        fold_trainer = build_trainer(family, {**params, **cv_params}, seed=protocol.seed)
+        fold_normaliser = FeatureNormaliser(normalise, seed=protocol.seed)
+        evaluation = fit_on_split(
+            fold_trainer,
+            table,
+            fold,
+            augmented=augmented,
+            normaliser=fold_normaliser,
+            columns=columns,
+        )
+        fold_metrics.append(evaluation.metrics)
         release(fold_trainer)
     split = split_for(table, protocol)
     trainer = build_trainer(family, params, seed=protocol.seed)
-    evaluation = fit_on_split(trainer, table, split, augmented=augmented)
+    normaliser = FeatureNormaliser(normalise, seed=protocol.seed)
+    evaluation = fit_on_split(
+        trainer, table, split, augmented=augmented, normaliser=normaliser, columns=columns
+    )
     cv = summarise_folds(fold_metrics) if fold_metrics else {}
-    return FamilyResult(trainer, evaluation, split, cv, fold_metrics)
+    return FamilyResult(trainer, evaluation, split, cv, fold_metrics, normaliser)
 
 
 def release(trainer: Trainer) -> None:
-    """Free cluster-side memory of trainers that hold any (H2O frames and models)."""
-    free = getattr(trainer, "release", None)
-    if callable(free):
-        free()
+    """Free what a fitted trainer holds outside this process (H2O frames and models)."""
+    get_family(trainer.family).release(trainer)
 
 
 def label_distribution(table: pd.DataFrame, index: np.ndarray) -> dict[str, int]:

@@ -4,16 +4,13 @@ This is the recipe the widely copied speech-emotion projects use (librosa defaul
 ``n_fft=2048``, ``hop_length=512``, chroma with estimated tuning on the magnitude
 spectrum).  Kept for comparison with published numbers.  Here it is computed from one
 shared STFT; on the same signal it matches the separate librosa calls within 1e-4
-relative, 1e-5 absolute (see ``tests/test_feature_sets.py``).
+relative, 1e-5 absolute (see ``tests/test_feature_sets.py``, against the published code in
+``tests/seed_recipe.py``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import librosa
 import numpy as np
-import soundfile as sf
 
 from ser_features.audio import Clip, LoadOptions
 from ser_features.feature_sets.spec import FeatureSpec
@@ -33,22 +30,6 @@ def describe_seed180(clip: Clip) -> dict[str, float]:
         for block, values in blocks.items()
         for i, value in enumerate(np.asarray(values))
     }
-
-
-def published_recipe(path: str | Path) -> np.ndarray:
-    """The published projects' own code: three separate STFTs through librosa's calls.
-
-    The reference ``seed180`` is checked against and benchmarked against; not used in the
-    pipeline.
-    """
-    samples, rate = sf.read(path, dtype="float32")
-    if samples.ndim > 1:
-        samples = samples.mean(axis=1)
-    stft = np.abs(librosa.stft(samples))
-    mfcc = np.mean(librosa.feature.mfcc(y=samples, sr=rate, n_mfcc=40).T, axis=0)
-    chroma = np.mean(librosa.feature.chroma_stft(S=stft, sr=rate).T, axis=0)
-    mel = np.mean(librosa.feature.melspectrogram(y=samples, sr=rate).T, axis=0)
-    return np.hstack([mfcc, chroma, mel])
 
 
 SEED180 = FeatureSpec(
