@@ -29,6 +29,7 @@ training speakers of the split only.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -47,13 +48,17 @@ from experiments.evaluation.splits import (
     speaker_kfold,
 )
 from experiments.training.fitting import build_trainer, fit_on_split, release
-from experiments.training.normalisation import NORMALISATIONS, FeatureNormaliser
+from experiments.training.normalisation import (
+    NORMALISATIONS,
+    FeatureNormaliser,
+    standardise_per_speaker,
+)
 from ser_features.audio import load_audio
 from ser_features.feature_sets import get_feature_spec
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-CONFIG = Path("experiments/ravdess_speaker_independent.yaml")
+CONFIG = Path("experiments/ravdess_cremad.yaml")
 #: Folder of each corpus under ``--shared`` and its ``corpus`` value in feature tables.
 CORPORA = {
     "ravdess": ("ravdess", "ravdess"),
@@ -73,6 +78,12 @@ FOLD_PARAMS: dict[str, dict[str, Any]] = {
     "keras_cnn": {"epochs": 60, "patience": 8},
     "h2o_automl": {"max_runtime_secs": 150, "max_models": 10, "nfolds": 3},
     "prior": {},
+    "fused": {
+        "members": {
+            "sklearn_linear": {"param_grid": {"C": [0.01]}, "max_iter": 100},
+            "sklearn_mlp": {"param_grid": {"hidden_layer_sizes": [[256]], "alpha": [1.0]}},
+        },
+    },
 }
 
 
@@ -97,13 +108,23 @@ def four_class_uar(test: pd.DataFrame, proba: np.ndarray, classes: list[str]) ->
 class Scorer:
     """Fits one family on a split and keeps the per-corpus and 4-class scores."""
 
-    def __init__(self, family: str, params: dict[str, Any], normalise: str, augmented=None):
+    def __init__(
+        self,
+        family: str,
+        params: dict[str, Any],
+        normalise: str,
+        augmented=None,
+        balance_corpora: bool = False,
+        speaker_norm: bool = False,
+    ):
         self.family, self.params, self.normalise, self.augmented = (
             family,
             params,
             normalise,
             augmented,
         )
+        self.balance_corpora = balance_corpora
+        self.speaker_norm = speaker_norm
         self.last_trainer: Any = None
         self.last_normaliser: FeatureNormaliser | None = None
 
@@ -114,13 +135,21 @@ class Scorer:
         trainer = build_trainer(self.family, self.params, seed=0)
         normaliser = FeatureNormaliser(self.normalise)
         evaluation = fit_on_split(
-            trainer, table, split, augmented=self.augmented, normaliser=normaliser
+            trainer,
+            table,
+            split,
+            augmented=self.augmented,
+            normaliser=normaliser,
+            balance_corpora=self.balance_corpora,
+            normalise_speakers=self.speaker_norm,
         )
         self.last_trainer, self.last_normaliser = trainer, normaliser
         test = table.iloc[split.test_index]
         if split.labels:
             test = test[test["emotion"].isin(split.labels)]
         x = test[feature_columns(table)]
+        if self.speaker_norm:  # the test speakers' own unlabelled clips, as sessions
+            x = standardise_per_speaker(x, test["speaker"])
         proba = trainer.predict_proba(normaliser.transform(x) if normaliser.active else x)
         classes = list(trainer.classes_)
         out = {"pooled": {**evaluation.metrics, "uar4": four_class_uar(test, proba, classes)}}
@@ -226,10 +255,24 @@ def main() -> None:
     parser.add_argument("--corpora", nargs="+", default=["ravdess", "cremad"], choices=CORPORA)
     parser.add_argument("--augment", nargs="*", default=list(config.data.augment))
     parser.add_argument("--normalise", default=config.data.normalise, choices=NORMALISATIONS)
-    parser.add_argument("--families", nargs="*", default=list(FOLD_PARAMS)[:-1])
+    parser.add_argument("--families", nargs="*", default=list(FOLD_PARAMS))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--no-loco", action="store_true", help="skip leave-one-corpus-out")
+    parser.add_argument(
+        "--speaker-norm",
+        action="store_true",
+        help="sessions: standardise every speaker by its own clips on both sides",
+    )
+    parser.add_argument(
+        "--balance-corpora",
+        action=argparse.BooleanOptionalAction,
+        default=config.data.balance_corpora,
+        help="repeat smaller corpora's training clips (default: as the shipped config)",
+    )
     parser.add_argument("--no-cross-corpus", action="store_true", help="skip the samples")
+    parser.add_argument(
+        "--params", type=json.loads, default={}, help="JSON {family: options} over FOLD_PARAMS"
+    )
     args = parser.parse_args()
 
     cache = Path("data/features/bench")
@@ -250,9 +293,14 @@ def main() -> None:
     clip = next(iter(sorted((args.shared / "ravdess" / "Actor_18").glob("*.flac"))))
     recipe = args.features + (f" + {'/'.join(args.augment)}" if args.augment else "")
     recipe += f" · normalise {args.normalise}" if args.normalise != "none" else ""
+    recipe += " · corpora balanced" if args.balance_corpora else ""
+    recipe += " · speaker-normalised sessions" if args.speaker_norm else ""
     rows = []
     for family in args.families:
-        scorer = Scorer(family, FOLD_PARAMS.get(family, {}), args.normalise, augmented)
+        params = args.params.get(family, FOLD_PARAMS.get(family, {}))
+        scorer = Scorer(
+            family, params, args.normalise, augmented, args.balance_corpora, args.speaker_norm
+        )
         rows += family_rows(
             f"{family} · {recipe}",
             scorer,

@@ -1,13 +1,16 @@
-"""Latency of `mlflow models serve` for a champion of each family, on a 4-second clip.
+"""Latency and throughput of `mlflow models serve` for a champion of each family.
 
-Run by hand (not in CI), from the repository root::
+Run by hand (not in CI), from the repository root, on an otherwise idle machine::
 
-    .venv/bin/python benchmarks/serve_latency.py [--requests 200]
+    .venv/bin/python benchmarks/serve_latency.py --features compare2016 [--requests 100]
 
 It trains one model per family on the synthetic demo corpus into a scratch MLflow store
-(fast settings), makes each the ``@champion`` of its own registered model, starts the
-scoring server exactly as ``ser serve`` does, and prints p50/p95 latency sequentially and
-with 8 concurrent clients, requests/s, and each family's p50 relative to sklearn's.
+(fast settings; the description of a clip, not the model, dominates the cost), makes each the
+``@champion`` of its own registered model and, for a 4 s and a 30 s clip of real speech,
+prints: the pyfunc's ``predict`` called in-process (p50), the same through the scoring server
+started as ``ser serve`` starts it (one worker unless ``--workers``), sequential p50/p95/p99,
+requests/s with 1, 4 and 8 concurrent clients (4 s clip), the served/in-process p50 ratio,
+and the cost of one request of 10 clips against one of 1 clip.
 """
 
 from __future__ import annotations
@@ -29,38 +32,74 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-FAMILIES = ("sklearn_mlp", "sklearn_linear", "keras_ann", "keras_cnn", "h2o_automl")
+FAMILIES = ("sklearn_mlp", "sklearn_linear", "keras_ann", "keras_cnn", "h2o_automl", "fused")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 
 
-def four_second_clip(fallback: Path) -> str:
-    """Base64 of a 4.0 s WAV: a real RAVDESS clip when available, else demo speech."""
+def clip_b64(fallback: Path, seconds: float) -> str:
+    """Base64 of a WAV of ``seconds``: real RAVDESS speech (clips of actor 01 joined) when
+    available, else demo speech."""
     clips = sorted(SHARED.glob("Actor_01/*.flac")) or sorted(fallback.rglob("*.wav"))
-    samples, rate = sf.read(clips[0], dtype="float32")
-    samples = samples.mean(axis=1) if samples.ndim > 1 else samples
-    samples = np.resize(samples, 4 * rate)
+    pieces, rate, total = [], 16000, 0
+    for path in clips:
+        samples, rate = sf.read(path, dtype="float32")
+        pieces.append(samples.mean(axis=1) if samples.ndim > 1 else samples)
+        total += len(pieces[-1])
+        if total >= seconds * rate:
+            break
+    samples = np.resize(np.concatenate(pieces), int(seconds * rate))
     buffer = io.BytesIO()
     sf.write(buffer, samples, rate, format="WAV")
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def body_of(clips: list[str]) -> bytes:
+    return json.dumps(
+        {"dataframe_split": {"columns": ["audio"], "data": [[clip] for clip in clips]}}
+    ).encode()
+
+
 def request(url: str, body: bytes) -> float:
     started = time.perf_counter()
     call = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(call, timeout=60) as response:
+    with urllib.request.urlopen(call, timeout=120) as response:
         response.read()
     return (time.perf_counter() - started) * 1000
 
 
-def measure(url: str, body: bytes, count: int, clients: int) -> tuple[float, float, float]:
-    """(p50 ms, p95 ms, requests/s) for ``count`` requests from ``clients`` threads."""
-    for _ in range(5):
+def percentiles(latencies: list[float]) -> tuple[float, float, float]:
+    return tuple(float(np.percentile(latencies, q)) for q in (50, 95, 99))  # type: ignore[return-value]
+
+
+def sequential(url: str, body: bytes, count: int) -> tuple[float, float, float]:
+    """(p50, p95, p99) ms of ``count`` requests one after the other, after a warm-up."""
+    for _ in range(3):
         request(url, body)
+    return percentiles([request(url, body) for _ in range(count)])
+
+
+def throughput(url: str, body: bytes, count: int, clients: int) -> float:
+    """Requests/s of ``count`` requests from ``clients`` concurrent threads."""
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        latencies = list(pool.map(lambda _: request(url, body), range(count)))
-    elapsed = time.perf_counter() - started
-    return float(np.percentile(latencies, 50)), float(np.percentile(latencies, 95)), count / elapsed
+        list(pool.map(lambda _: request(url, body), range(count)))
+    return count / (time.perf_counter() - started)
+
+
+def in_process_p50(name: str, clip: str, count: int) -> float:
+    """p50 ms of the champion's pyfunc ``predict`` on one clip, loaded in this process."""
+    import mlflow
+    import pandas as pd
+
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    frame = pd.DataFrame({"audio": [clip]})
+    model.predict(frame)
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        model.predict(frame)
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))
 
 
 def train_demo_models(
@@ -93,6 +132,13 @@ def train_demo_models(
             "keras_ann": {"epochs": 30},
             "keras_cnn": {"epochs": 15},
             "h2o_automl": {"max_runtime_secs": 90, "max_models": 3, "nfolds": 3},
+            "fused": {
+                "members": {
+                    "sklearn_linear": {"param_grid": {"C": [0.01]}},
+                    "sklearn_mlp": {"param_grid": {"hidden_layer_sizes": [[256]]}},
+                },
+                "inner_folds": 2,
+            },
         },
         "tracking": {"experiment": "latency"},
         "serving": serving or {},
@@ -118,6 +164,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))
     parser.add_argument("--features", default="spectral_prosodic", help="feature set served")
+    parser.add_argument("--workers", type=int, default=1, help="scoring processes")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ser-latency-"))
     uri, report = train_demo_models(workdir, args.families, features=args.features)
@@ -127,10 +174,13 @@ def main() -> None:
 
     from experiments.serving.command import serve_command, serving_environment
 
-    body = json.dumps(
-        {"dataframe_split": {"columns": ["audio"], "data": [[four_second_clip(workdir / "demo")]]}}
-    ).encode()
-    results = {}
+    clips = {seconds: clip_b64(workdir / "demo", seconds) for seconds in (4.0, 30.0)}
+    count = args.requests
+    print(
+        f"features {args.features}, {args.workers} worker(s), {count} requests per figure; "
+        "ms: in-process p50 | served p50/p95/p99 | ratio; req/s at 1/4/8 clients (4 s clip); "
+        "10-clip request / 1-clip request"
+    )
     for family in report.families:
         if family.status != "FINISHED":
             print(f"{family.family}: training failed ({family.error}); skipped")
@@ -139,26 +189,27 @@ def main() -> None:
         make_champion(family.model_uri, name)
         port = free_port()
         with running(
-            serve_command(name, port=port),
+            serve_command(name, port=port, workers=args.workers),
             env=serving_environment(uri),
             log_path=workdir / f"{family.family}.log",
             ready_url=f"http://127.0.0.1:{port}/ping",
             timeout=240,
         ):
             url = f"http://127.0.0.1:{port}/invocations"
-            sequential = measure(url, body, args.requests, 1)
-            concurrent = measure(url, body, args.requests, 8)
-        results[family.family] = (sequential, concurrent)
-        print(
-            f"{family.family:12s} sequential p50 {sequential[0]:6.1f} ms  p95 {sequential[1]:6.1f}"
-            f" ms  {sequential[2]:5.1f} req/s | 8 clients p50 {concurrent[0]:6.1f} ms  p95 "
-            f"{concurrent[1]:6.1f} ms  {concurrent[2]:5.1f} req/s",
-            flush=True,
-        )
-    if "sklearn_mlp" in results:
-        reference = results["sklearn_mlp"][0][0]
-        for family, (sequential, _) in results.items():
-            print(f"p50 ratio {family} / sklearn_mlp: {sequential[0] / reference:.2f}")
+            for seconds, clip in clips.items():
+                n = count if seconds < 10 else max(10, count // 5)
+                local = in_process_p50(name, clip, n)
+                p50, p95, p99 = sequential(url, body_of([clip]), n)
+                line = (
+                    f"{family.family:14s} {seconds:4.0f} s clip: in-process {local:7.1f} | served "
+                    f"{p50:7.1f} / {p95:7.1f} / {p99:7.1f} | ratio {p50 / local:4.2f}"
+                )
+                if seconds < 10:
+                    rates = [throughput(url, body_of([clip]), n, c) for c in (1, 4, 8)]
+                    ten = float(np.median([request(url, body_of([clip] * 10)) for _ in range(5)]))
+                    line += f" | req/s {rates[0]:5.1f} {rates[1]:5.1f} {rates[2]:5.1f}"
+                    line += f" | 10 clips {ten / p50:4.2f}x"
+                print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ Example
       features: compare2016
       features_dir: data/features/ravdess-cremad
       augment: [pitch_shift, gaussian_noise]   # copies of training clips only
-      normalise: corpus                        # none | corpus | speaker (training side)
+      normalise: none                          # or corpus, speaker, chained (training side)
+      balance_corpora: true                    # smaller corpora repeated on the training side
     protocol:
       kind: speaker_independent      # or random_stratified, cross_corpus, leave_one_corpus_out
       test_fraction: 0.2             # of every corpus's speakers, gender-balanced
@@ -86,6 +87,8 @@ class DataConfig(_Section):
     augment: tuple[str, ...] = ()
     #: Standardisation fitted on the training side (see :mod:`experiments.training.normalisation`).
     normalise: str = "none"
+    #: Repeat the training clips of smaller corpora so every corpus weighs about the same.
+    balance_corpora: bool = False
 
     _tuples = field_validator("folders", "augment", mode="before")(_as_tuple)
 

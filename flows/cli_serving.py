@@ -99,7 +99,9 @@ def serve(
     model_name: str = typer.Option("ser-emotion", "--model", help="Registered model name."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(5000, help="Port to listen on."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Scoring processes (one per core)."),
+    workers: int = typer.Option(
+        None, "--workers", min=1, help="Scoring processes (default: one per core, memory allowing)."
+    ),
     max_request_mb: float = typer.Option(
         None, "--max-request-mb", min=0.001, help="Body limit, MiB (else $SER_MAX_REQUEST_MB or 8)."
     ),
@@ -113,9 +115,10 @@ def serve(
     """
     import os
 
-    from experiments.serving.command import serve_command, serving_environment
+    from experiments.serving.command import default_workers, serve_command, serving_environment
     from experiments.tracking.runs import configure_tracking
 
+    workers = workers or default_workers()
     command = serve_command(model_name, host=host, port=port, workers=workers, timeout_s=timeout)
     console.print(" ".join(command))
     env = serving_environment(configure_tracking(), max_request_mb=max_request_mb)

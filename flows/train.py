@@ -139,6 +139,7 @@ def train_and_log_family(
                 cv_params=cv_params,
                 augmented=augmented,
                 normalise=config.data.normalise,
+                balance_corpora=config.data.balance_corpora,
             )
             fit_seconds = time.perf_counter() - started
             mlflow.log_params(flatten_params(result.trainer.params(), prefix="model."))
@@ -210,7 +211,12 @@ def _add_session_companion(
     """
     trainer = build_trainer(family, params, seed=config.protocol.seed)
     evaluation = fit_on_split(
-        trainer, table, split, normalise_speakers=True, columns=family_columns(params, table)
+        trainer,
+        table,
+        split,
+        normalise_speakers=True,
+        columns=family_columns(params, table),
+        balance_corpora=config.data.balance_corpora,
     )
     mlflow.log_metrics({f"session_{k}": v for k, v in evaluation.metrics.items()})
     save_predictor(trainer, predictor_dir / SESSION_SUBDIR, feature_set=config.data.features)
@@ -231,6 +237,7 @@ def _protocol_params(config: ExperimentConfig, split: Split, table: pd.DataFrame
             "cv_folds": config.protocol.cv_folds,
             "augment": ",".join(config.data.augment) or "none",
             "normalise": config.data.normalise,
+            "balance_corpora": config.data.balance_corpora,
             "corpora": ",".join(sorted(set(table["corpus"].astype(str)))),
             "n_train": len(split.train_index),
             "n_test": len(split.test_index),

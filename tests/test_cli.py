@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -33,3 +35,14 @@ def test_train_names_a_broken_config(tmp_path):
     result = runner.invoke(app, ["train", "--config", str(config)])
     assert result.exit_code == 2
     assert "protocol.kind" in result.output
+
+
+def test_serve_defaults_to_one_worker_per_core_as_memory_allows():
+    from experiments.serving.command import WORKER_BUDGET_MB, default_workers, serving_environment
+
+    assert default_workers(cpus=2, available_mb=20_000) == 2
+    assert default_workers(cpus=16, available_mb=4 * WORKER_BUDGET_MB) == 2  # half the memory
+    assert default_workers(cpus=4, available_mb=100) == 1  # never none
+    assert 1 <= default_workers() <= (os.cpu_count() or 1)
+    env = serving_environment("sqlite:///x.db")
+    assert env["OMP_NUM_THREADS"] == "1"  # the cores go to workers, not to BLAS threads

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from synthetic_features import frame_blobs
 
 from experiments.families import OptionsError, get_family
 from experiments.families.frame_nets import FrameCRNNTrainer, FrameLayout
@@ -59,29 +60,16 @@ def clip(samples: np.ndarray) -> Clip:
 def frame_table(
     *, n_speakers: int = 6, per_class: int = 8, seed: int = 0
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Frame tables named like ``logmel_frames`` (smaller grid): each class lifts its own
-    bands on part of the frames; each speaker adds a channel offset; lengths vary."""
-    rng = np.random.default_rng(seed)
+    """Frame tables named like ``logmel_frames`` on the smaller :data:`GRID`."""
     n_frames, n_bands = GRID
-    rows, lengths, labels, speakers = [], [], [], []
-    for s in range(n_speakers):
-        channel = rng.normal(scale=2.0, size=n_bands)
-        for c, label in enumerate(LABELS):
-            for _ in range(per_class):
-                length = int(rng.integers(8, n_frames + 1))
-                x = np.full((n_frames, n_bands), PAD_VALUE)
-                real = rng.normal(size=(length, n_bands)) * 3 - 40 + channel
-                start = int(rng.integers(0, length // 2))
-                real[start : start + length // 2, 4 * c : 4 * c + 4] += 6.0
-                x[:length] = real
-                rows.append(x.ravel())
-                lengths.append(length)
-                labels.append(label)
-                speakers.append(f"spk{s}")
-    columns = [f"lm_f{f:03d}_b{b:02d}" for f in range(n_frames) for b in range(n_bands)]
-    table = pd.DataFrame(np.vstack(rows), columns=columns)
-    table[N_FRAMES_COLUMN] = np.array(lengths, dtype=float)
-    return table, np.array(labels), np.array(speakers)
+    return frame_blobs(
+        LABELS,
+        n_speakers=n_speakers,
+        per_class=per_class,
+        n_frames=n_frames,
+        n_bands=n_bands,
+        seed=seed,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -265,3 +253,26 @@ def test_end_to_end_on_described_demo_clips(tmp_path):
     proba = trainer.predict_proba(table)
     assert trainer.classes_ == CANONICAL and proba.shape == (20, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_augmented_batches_keep_padding_and_bounds(data):
+    options = {**TINY, "epochs": 2, "band_shift": 2, "time_stretch": 0.3, "mixup_alpha": 0.4}
+    options["pooling"] = "attention_stats"
+    trainer = FrameCRNNTrainer(**options).fit(data["x_train"], data["y_train"], data["g_train"])
+    x, lengths = trainer._inputs(data["x_train"])
+    onehot = np.eye(3, dtype=np.float32)[np.zeros(len(x), dtype=int)]
+    rng = np.random.default_rng(0)
+    xb, lb, yb = trainer._augmented_batch(x, lengths, onehot, np.arange(16), rng)
+    assert xb.shape[0] == 16 and xb.shape[1] == int(lb.max()) <= GRID[0]
+    assert bool((lb >= 1).all())
+    padded = torch.arange(xb.shape[1])[None, :] >= lb[:, None]
+    assert float(xb[padded].abs().sum()) == 0.0
+    np.testing.assert_allclose(yb.sum(dim=1).numpy(), 1.0, atol=1e-6)
+    # The statistics pooling masks padding as well.
+    table = data["x_test"]
+    shortest = int(np.argmin(table[N_FRAMES_COLUMN]))
+    np.testing.assert_allclose(
+        trainer.predict_proba(table.iloc[[shortest]])[0],
+        trainer.predict_proba(table)[shortest],
+        atol=1e-6,
+    )

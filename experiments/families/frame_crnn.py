@@ -32,6 +32,7 @@ class FrameCRNNOptions(TypedDict, total=False):
     time_pooling: tuple[int, ...]
     rnn_hidden: int
     attention_dim: int
+    pooling: str
     dropout: float
     clip_normalisation: str
     epochs: int
@@ -83,4 +84,6 @@ FAMILY = ModelFamily(
     save=save,
     load=load,
     session_companion=False,
+    default=False,
+    feature_sets=("logmel_frames",),
 )

@@ -23,6 +23,36 @@ from experiments.tracking.registry import CHAMPION
 
 #: uvicorn's HTTP protocol for the scoring server: h11 behind the request limits.
 HTTP_PROTOCOL = "experiments.serving.limits:LimitedH11Protocol"
+#: Memory one scoring worker may take (a ComParE champion's worker settles near 450 MiB).
+WORKER_BUDGET_MB = 768
+#: Numeric libraries use one thread per worker: workers, not threads, use the cores.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def default_workers(*, cpus: int | None = None, available_mb: float | None = None) -> int:
+    """One scoring worker per usable core, no more than half the available memory holds.
+
+    The description of a clip is single-threaded CPU work, so throughput grows with worker
+    processes up to the number of cores and not beyond; each worker holds its own copy of
+    the model (:data:`WORKER_BUDGET_MB` each), so memory caps the count.
+    """
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if available_mb is None:
+        available_mb = _available_memory_mb()
+    by_memory = int(available_mb / 2 // WORKER_BUDGET_MB) if available_mb else cpus or 1
+    return max(1, min(cpus or 1, by_memory))
+
+
+def _available_memory_mb() -> float | None:
+    """``MemAvailable`` from ``/proc/meminfo`` (None where there is none)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 def model_uri(model_name: str, alias: str = CHAMPION) -> str:
@@ -48,6 +78,8 @@ def serving_environment(
     # glibc gives every thread that allocates its own arena; the scoring threads' decoded
     # audio and feature blocks then stay resident as fragmentation. Two arenas bound it.
     env.setdefault("MALLOC_ARENA_MAX", "2")
+    for name, value in ONE_THREAD.items():
+        env.setdefault(name, value)
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
     java_home = java_home_or_none(env) if "JAVA_HOME" not in env else None

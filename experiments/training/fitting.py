@@ -115,6 +115,7 @@ def fit_on_split(
     normalise_speakers: bool = False,
     normaliser: FeatureNormaliser | None = None,
     columns: list[str] | None = None,
+    balance_corpora: bool = False,
 ) -> EvaluationResult:
     """Fit ``trainer`` on the split's training rows (plus the augmented copies of those
     rows, when given) and evaluate on its test rows.
@@ -125,7 +126,8 @@ def fit_on_split(
     A ``normaliser`` is fitted on the training rows (by their corpus or speaker) and applied
     to the test rows as to lone clips. With several corpora on the test side the result's
     ``by_corpus`` holds each corpus's metrics. ``columns`` (every feature column when None)
-    are the ones the trainer learns from.
+    are the ones the trainer learns from. With ``balance_corpora`` the training rows of
+    smaller corpora are repeated so that every corpus weighs about as much as the largest.
     """
     columns = columns or feature_columns(table)
     train, test = table.iloc[split.train_index], table.iloc[split.test_index]
@@ -148,9 +150,24 @@ def fit_on_split(
     if split.labels:
         keep = train["emotion"].isin(split.labels).to_numpy()
         train, train_x = train[keep], train_x[keep]
+    if balance_corpora:
+        repeat = corpus_repeats(train["corpus"].to_numpy())
+        train, train_x = train.iloc[repeat], train_x.iloc[repeat]
     trainer.fit(train_x, train["emotion"].to_numpy(), train["speaker"].to_numpy())
     proba = trainer.predict_proba(test_x)
     return evaluate_by_corpus(test, proba, trainer.classes_)
+
+
+def corpus_repeats(corpora: np.ndarray) -> np.ndarray:
+    """Row positions with every corpus's rows repeated ``round(largest / its size)`` times."""
+    corpora = np.asarray(corpora).astype(str)
+    names, counts = np.unique(corpora, return_counts=True)
+    largest = counts.max()
+    blocks = [
+        np.tile(np.flatnonzero(corpora == name), max(1, round(largest / count)))
+        for name, count in zip(names, counts, strict=True)
+    ]
+    return np.sort(np.concatenate(blocks), kind="stable")
 
 
 def evaluate_by_corpus(
@@ -178,6 +195,7 @@ def train_family(
     cv_params: dict[str, Any] | None = None,
     augmented: pd.DataFrame | None = None,
     normalise: str = "none",
+    balance_corpora: bool = False,
 ) -> FamilyResult:
     """Cross-validate (if configured), then fit the final model on the protocol's split.
 
@@ -199,6 +217,7 @@ def train_family(
             augmented=augmented,
             normaliser=fold_normaliser,
             columns=columns,
+            balance_corpora=balance_corpora,
         )
         fold_metrics.append(evaluation.metrics)
         release(fold_trainer)
@@ -206,7 +225,13 @@ def train_family(
     trainer = build_trainer(family, params, seed=protocol.seed)
     normaliser = FeatureNormaliser(normalise, seed=protocol.seed)
     evaluation = fit_on_split(
-        trainer, table, split, augmented=augmented, normaliser=normaliser, columns=columns
+        trainer,
+        table,
+        split,
+        augmented=augmented,
+        normaliser=normaliser,
+        columns=columns,
+        balance_corpora=balance_corpora,
     )
     cv = summarise_folds(fold_metrics) if fold_metrics else {}
     return FamilyResult(trainer, evaluation, split, cv, fold_metrics, normaliser)
