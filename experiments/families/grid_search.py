@@ -98,7 +98,7 @@ class SpeakerGridSearchTrainer(BaseEstimator):
     ) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self.pipeline_ = pipeline.set_params(**params).fit(frame, labels)
+            self.pipeline_ = pipeline.set_params(**params).fit(_values(frame), labels)
         self.best_params_ = {key.removeprefix(f"{self.step}__"): v for key, v in params.items()}
         self.cv_results_ = {"n_candidates": 1, "n_splits": 0}
 
@@ -116,7 +116,7 @@ class SpeakerGridSearchTrainer(BaseEstimator):
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            search.fit(frame, labels)
+            search.fit(_values(frame), labels)
         self.pipeline_ = search.best_estimator_
         self.best_params_ = {
             key.removeprefix(f"{self.step}__"): value for key, value in search.best_params_.items()
@@ -134,8 +134,10 @@ class SpeakerGridSearchTrainer(BaseEstimator):
         if not hasattr(self, "pipeline_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
         frame = select_features(features, self.feature_names_)
-        frame = frame.set_axis(self.feature_names_, axis=1)
-        proba = self.pipeline_.predict_proba(frame)[:, self._column_order_]
+        with warnings.catch_warnings():
+            # models pickled by earlier versions were fitted on a named frame
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            proba = self.pipeline_.predict_proba(_values(frame))[:, self._column_order_]
         proba = np.asarray(proba, dtype=np.float64)
         return proba / proba.sum(axis=1, keepdims=True)
 
@@ -171,3 +173,9 @@ def save_pickled(trainer: Any, directory: Path) -> dict[str, Any]:
 def load_pickled(directory: Path, meta: dict[str, Any]) -> Any:
     """The trainer pickled by :func:`save_pickled`."""
     return joblib.load(Path(directory) / PICKLE_FILE)
+
+
+def _values(frame: pd.DataFrame) -> np.ndarray:
+    """The matrix of a feature frame: scikit-learn checks a named frame column by column,
+    which costs milliseconds per call at hundreds of columns (the columns are checked here)."""
+    return frame.to_numpy(dtype=np.float64)

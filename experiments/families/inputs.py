@@ -39,10 +39,11 @@ def select_features(
             shown = ", ".join(map(str, missing[:20]))
             more = f" (and {len(missing) - 20} more)" if len(missing) > 20 else ""
             raise ValueError(f"{len(missing)} feature column(s) missing: {shown}{more}")
-        features = features.loc[:, list(feature_names)]
+        if list(features.columns) != list(feature_names):  # the served path: already so
+            features = features.loc[:, list(feature_names)]
     if features.shape[0] == 0 or features.shape[1] == 0:
         raise ValueError(f"features must have rows and columns, got shape {features.shape}")
-    bad = [str(c) for c, dt in features.dtypes.items() if not pd.api.types.is_numeric_dtype(dt)]
+    bad = [str(c) for c in features.select_dtypes(exclude=["number", "bool"]).columns]
     if bad:
         raise ValueError(f"non-numeric feature column(s): {', '.join(bad[:20])}")
     return features
