@@ -236,7 +236,7 @@ def test_kill_minus_9_of_a_process_group_with_a_local_h2o_jvm_stops_the_jvm(tmp_
             """
         )
     )
-    env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent)])}
     process = subprocess.Popen(
         [sys.executable, str(script)],
         stdout=subprocess.PIPE,
