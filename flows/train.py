@@ -71,8 +71,9 @@ class TrainingReport:
     families: list[FamilyReport]
     extraction: ExtractionSummary | None = None
 
-    def best(self, metric: str = "uar") -> FamilyReport | None:
-        """The finished family with the highest ``metric`` (None if all failed)."""
+    def best(self, metric: str) -> FamilyReport | None:
+        """The finished family with the highest ``metric`` (None if all failed); pass the
+        config's ``promotion_metric``, the one promotion decides by."""
         finished = [f for f in self.families if f.status == "FINISHED" and metric in f.metrics]
         return max(finished, key=lambda f: f.metrics[metric], default=None)
 
@@ -321,7 +322,7 @@ def train_models(
                 reports.append(_failed_report(family, parent.info.run_id, state))
                 logger.error("%s failed: %s", family, reports[-1].error)
             console.print(f"{step}: {_outcome(reports[-1])} [{time.monotonic() - started:.0f} s]")
-        _log_comparison(reports)
+        _log_comparison(reports, config.promotion_metric)
     return TrainingReport(parent.info.run_id, experiment_id, split.protocol, reports, extraction)
 
 
@@ -371,16 +372,15 @@ def _failed_report(family: str, parent_run_id: str, state: Any) -> FamilyReport:
     return FamilyReport(family, run_id, "FAILED", error=str(state.message))
 
 
-def _log_comparison(reports: list[FamilyReport]) -> None:
+def _log_comparison(reports: list[FamilyReport], metric: str) -> None:
+    """The families' table, and the best family by ``metric`` (the one promotion uses)."""
     from experiments.evaluation.report import results_table
 
     if not reports:
         return
     mlflow.log_text(results_table(reports).to_markdown(index=False), "comparison.md")
-    finished = [r for r in reports if r.status == "FINISHED"]
+    finished = [r for r in reports if r.status == "FINISHED" and metric in r.metrics]
     if finished:
-        best = max(finished, key=lambda r: r.metrics["uar"])
+        best = max(finished, key=lambda r: r.metrics[metric])
         mlflow.set_tags({"best_family": best.family, "best_run_id": best.run_id})
-        mlflow.log_metrics(
-            {"best_uar": best.metrics["uar"], "best_accuracy": best.metrics["accuracy"]}
-        )
+        mlflow.log_metrics({f"best_{metric}": best.metrics[metric]})

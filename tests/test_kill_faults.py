@@ -78,7 +78,9 @@ def template(tmp_path_factory):
     strong = train_models(config_path=str(config), families=["sklearn_linear"])
     mp.undo()
     assert first.promoted and first.version == "1"
-    assert strong.best().metrics["uar"] > weak.best().metrics["uar"], "no better candidate"
+    assert strong.best("uar").metrics["uar"] > weak.best("uar").metrics["uar"], (
+        "no better candidate"
+    )
     env = {
         **os.environ,
         "PREFECT_API_URL": prefect.settings.PREFECT_API_URL.value(),  # the session's server
