@@ -17,12 +17,11 @@ from sklearn.metrics import balanced_accuracy_score
 from synthetic_features import speaker_blobs
 
 from experiments.families.base import Trainer, predict_labels
-from experiments.families.inputs import make_cv_splits, select_features
+from experiments.families.inputs import make_cv_splits, select_features, validation_split
 from experiments.families.keras_nets import (
     KerasANNTrainer,
     KerasCNNTrainer,
     KerasTrainerBase,
-    validation_split,
 )
 from experiments.families.sklearn_mlp import SklearnMLPTrainer
 from ser_features.audio import Clip

@@ -55,11 +55,10 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from experiments.families.inputs import check_labels
+from experiments.families.inputs import check_labels, validation_split
 
 _WEIGHTS_FILE = "weights.npz"
 _META_FILE = "trainer.json"
@@ -287,25 +286,6 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
     finally:
         if n_threads:
             torch.set_num_threads(previous)
-
-
-def validation_split(
-    labels: np.ndarray, groups: np.ndarray | None, *, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """``(fit_indices, validation_indices, strategy)``: whole groups held out when there are
-    at least two (``"group"``), else a stratified sample (``"stratified"``); the same rule
-    as :func:`experiments.families.keras_nets.validation_split` (not imported: it pulls in
-    Keras)."""
-    rows = np.zeros((len(labels), 1))
-    if groups is not None and len(np.unique(groups)) >= 2:
-        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-        fit_idx, val_idx = next(splitter.split(rows, labels, groups))
-        return fit_idx, val_idx, "group"
-    n_classes = len(np.unique(labels))
-    n_val = max(n_classes, round(fraction * len(labels)))
-    splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
-    fit_idx, val_idx = next(splitter.split(rows, labels))
-    return fit_idx, val_idx, "stratified"
 
 
 def _stretch(frames: np.ndarray, factor: float, max_frames: int) -> np.ndarray:

@@ -15,8 +15,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, ParameterGrid
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from typing_extensions import TypedDict
 
 from experiments.families.inputs import check_labels, make_cv_splits, select_features
+from experiments.families.spec import strict_options
 
 
 class SpeakerGridSearchTrainer(BaseEstimator):
@@ -158,6 +160,17 @@ class SpeakerGridSearchTrainer(BaseEstimator):
             n_iter = np.max(self.pipeline_.named_steps[self.step].n_iter_)
             out["n_iter"] = int(n_iter)
         return out
+
+
+@strict_options
+class GridSearchOptions(TypedDict, total=False):
+    """Settings of every :class:`SpeakerGridSearchTrainer` family (defaults there)."""
+
+    param_grid: dict[str, list[Any]]
+    cv_folds: int
+    seed: int
+    max_iter: int
+    n_jobs: int
 
 
 #: File of a pickled fitted trainer inside a predictor folder.

@@ -9,7 +9,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import (
+    GroupShuffleSplit,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    StratifiedShuffleSplit,
+)
 
 from ser_features.labels import ordered_labels
 
@@ -96,3 +101,20 @@ def make_cv_splits(
         splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         splits = list(splitter.split(placeholder, labels))
     return type(splitter).__name__, splits
+
+
+def validation_split(
+    labels: np.ndarray, groups: np.ndarray | None, *, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(fit_indices, validation_indices, strategy)``: whole groups held out when there are
+    at least two (strategy ``"group"``), else a stratified sample (``"stratified"``)."""
+    rows = np.zeros((len(labels), 1))
+    if groups is not None and len(np.unique(groups)) >= 2:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        fit_idx, val_idx = next(splitter.split(rows, labels, groups))
+        return fit_idx, val_idx, "group"
+    n_classes = len(np.unique(labels))
+    n_val = max(n_classes, round(fraction * len(labels)))
+    splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
+    fit_idx, val_idx = next(splitter.split(rows, labels))
+    return fit_idx, val_idx, "stratified"

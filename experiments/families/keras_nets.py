@@ -19,10 +19,9 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
 from sklearn.preprocessing import StandardScaler
 
-from experiments.families.inputs import check_labels, select_features
+from experiments.families.inputs import check_labels, select_features, validation_split
 from experiments.families.keras_backend import check_torch_backend, lazy_keras
 
 # ImportError now if keras is already imported (or configured) for another backend; keras
@@ -67,23 +66,6 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
     finally:
         if n_threads:
             torch.set_num_threads(previous)
-
-
-def validation_split(
-    labels: np.ndarray, groups: np.ndarray | None, *, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """``(fit_indices, validation_indices, strategy)``: whole groups held out when there are
-    at least two (strategy ``"group"``), else a stratified sample (``"stratified"``)."""
-    rows = np.zeros((len(labels), 1))
-    if groups is not None and len(np.unique(groups)) >= 2:
-        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-        fit_idx, val_idx = next(splitter.split(rows, labels, groups))
-        return fit_idx, val_idx, "group"
-    n_classes = len(np.unique(labels))
-    n_val = max(n_classes, round(fraction * len(labels)))
-    splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
-    fit_idx, val_idx = next(splitter.split(rows, labels))
-    return fit_idx, val_idx, "stratified"
 
 
 class KerasTrainerBase(BaseEstimator):

@@ -8,14 +8,14 @@ from typing import Any
 
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
-from typing_extensions import TypedDict
 
 from experiments.families.grid_search import (
+    GridSearchOptions,
     SpeakerGridSearchTrainer,
     load_pickled,
     save_pickled,
 )
-from experiments.families.spec import ModelFamily, strict_options
+from experiments.families.spec import ModelFamily
 
 #: Inverse regularisation strengths searched on speaker-disjoint folds.
 DEFAULT_PARAM_GRID: dict[str, list[Any]] = {"C": [0.003, 0.01, 0.03]}
@@ -37,21 +37,10 @@ class SklearnLinearTrainer(SpeakerGridSearchTrainer):
         return {"penalty": "l2", "class_weight": "balanced"}
 
 
-@strict_options
-class SklearnLinearOptions(TypedDict, total=False):
-    """Settings of :class:`SklearnLinearTrainer` (defaults there)."""
-
-    param_grid: dict[str, list[Any]]
-    cv_folds: int
-    seed: int
-    max_iter: int
-    n_jobs: int
-
-
 FAMILY = ModelFamily(
     name="sklearn_linear",
     summary="balanced L2 logistic regression, C tuned on speaker folds",
-    options=SklearnLinearOptions,
+    options=GridSearchOptions,
     build=SklearnLinearTrainer,
     save=save_pickled,
     load=load_pickled,

@@ -6,14 +6,14 @@ from typing import Any
 
 from sklearn.base import BaseEstimator
 from sklearn.neural_network import MLPClassifier
-from typing_extensions import TypedDict
 
 from experiments.families.grid_search import (
+    GridSearchOptions,
     SpeakerGridSearchTrainer,
     load_pickled,
     save_pickled,
 )
-from experiments.families.spec import ModelFamily, strict_options
+from experiments.families.spec import ModelFamily
 
 #: Default search space: 8 candidates, about a minute for 1200 x 800 features on 2 cores.
 #: ``learning_rate`` ("constant"/"adaptive") only matters with ``solver="sgd"``; to search it,
@@ -41,21 +41,10 @@ class SklearnMLPTrainer(SpeakerGridSearchTrainer):
         return {"early_stopping": True}
 
 
-@strict_options
-class SklearnMLPOptions(TypedDict, total=False):
-    """Settings of :class:`SklearnMLPTrainer` (defaults there)."""
-
-    param_grid: dict[str, list[Any]]
-    cv_folds: int
-    seed: int
-    max_iter: int
-    n_jobs: int
-
-
 FAMILY = ModelFamily(
     name="sklearn_mlp",
     summary="scikit-learn MLP, grid-searched on speaker folds",
-    options=SklearnMLPOptions,
+    options=GridSearchOptions,
     build=SklearnMLPTrainer,
     save=save_pickled,
     load=load_pickled,
