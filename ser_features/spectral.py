@@ -15,6 +15,7 @@ Examples
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
+from typing import Literal
 
 import librosa
 import numpy as np
@@ -93,15 +94,28 @@ class SpectralAnalysis:
     samples : mono float signal.
     sample_rate : its rate in Hz.
     n_fft, hop_length : STFT frame and hop in samples (librosa's centred Hann STFT).
+    db_reference : ``"unit"`` gives log-mel in dB relative to a power of 1.0 (librosa's
+        default), ``"peak"`` relative to the clip's loudest mel bin, which a change of
+        recording gain does not move.
+    top_db : dynamic range kept below the loudest bin; quieter bins are raised to it.
     """
 
     def __init__(
-        self, samples: np.ndarray, sample_rate: int, *, n_fft: int = 2048, hop_length: int = 512
+        self,
+        samples: np.ndarray,
+        sample_rate: int,
+        *,
+        n_fft: int = 2048,
+        hop_length: int = 512,
+        db_reference: Literal["unit", "peak"] = "unit",
+        top_db: float = 80.0,
     ) -> None:
         self.samples = np.asarray(samples, dtype=np.float32)
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.hop_length = hop_length
+        self.db_reference = db_reference
+        self.top_db = top_db
         self._mel: dict[int, np.ndarray] = {}
         self._log_mel: dict[int, np.ndarray] = {}
 
@@ -128,9 +142,12 @@ class SpectralAnalysis:
         return self._mel[n_mels]
 
     def log_mel(self, n_mels: int = 128) -> np.ndarray:
-        """Mel power in dB (ref 1.0, 80 dB dynamic range), as librosa's ``power_to_db``."""
+        """Mel power in dB, as librosa's ``power_to_db`` (reference and range as configured)."""
         if n_mels not in self._log_mel:
-            self._log_mel[n_mels] = librosa.power_to_db(self.mel_power(n_mels))
+            ref = np.max if self.db_reference == "peak" else 1.0
+            self._log_mel[n_mels] = librosa.power_to_db(
+                self.mel_power(n_mels), ref=ref, top_db=self.top_db
+            )
         return self._log_mel[n_mels]
 
     def mfcc(self, n_mfcc: int = 40, n_mels: int = 128) -> np.ndarray:

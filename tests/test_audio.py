@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_features.audio import LoadOptions, load_audio, normalize_loudness, trim_silence
+from ser_features.audio import (
+    LoadOptions,
+    add_noise_floor,
+    load_audio,
+    normalize_loudness,
+    trim_silence,
+)
 from ser_features.errors import AudioError
 
 RATE = 16000
@@ -111,6 +117,25 @@ def test_loudness_normalisation_hits_target_without_clipping():
     spiky = np.zeros(RATE, dtype=np.float32)
     spiky[::1000] = 0.5
     assert np.max(np.abs(normalize_loudness(spiky, target_dbfs=-3))) <= 0.99
+
+
+def test_noise_floor_sits_below_the_speech_and_repeats():
+    signal = tone(amp=0.1)
+    out = add_noise_floor(signal, below_db=40)
+    noise = out - signal
+    ratio_db = 10 * np.log10(np.mean(signal**2) / np.mean(noise**2))
+    assert ratio_db == pytest.approx(40, abs=0.5)
+    np.testing.assert_array_equal(out, add_noise_floor(signal, below_db=40))
+
+
+def test_levelling_options_apply_after_trimming():
+    quiet = np.zeros(RATE // 2, dtype=np.float32)
+    options = LoadOptions(trim_top_db=30, normalize_dbfs=-23, noise_floor_db=40)
+    clip = load_audio(encode(np.concatenate([quiet, tone(amp=0.01), quiet])), options=options)
+    assert len(clip.samples) / RATE == pytest.approx(1.0, abs=0.05)  # digital silence trimmed
+    level = 20 * np.log10(np.sqrt(np.mean(clip.samples.astype(np.float64) ** 2)))
+    assert level == pytest.approx(-23, abs=0.1)
+    assert np.min(np.abs(clip.samples[:100])) > 0  # the floor fills even exact zeros
 
 
 def test_real_quirky_files_load(shared_data):

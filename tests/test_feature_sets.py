@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+import soundfile as sf
 from seed_recipe import published_recipe
 
 from ser_features.audio import Clip, load_audio
@@ -80,3 +83,26 @@ def test_seed180_matches_the_published_recipe(shared_data):
         reference = published_recipe(path)
         assert ours.shape == (180,)
         np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_levelled_set_ignores_the_recording_gain(shared_data):
+    path = sorted((shared_data / "ravdess" / "Actor_05").glob("*.flac"))[9]
+    samples, rate = sf.read(path, dtype="float32")
+
+    def describe(name: str, gain: float) -> dict[str, float]:
+        spec = get_feature_spec(name)
+        buffer = io.BytesIO()
+        sf.write(buffer, samples * gain, rate, format="WAV", subtype="FLOAT")
+        return spec.describe(load_audio(buffer.getvalue(), options=spec.load))
+
+    loud, quiet = describe("spectral_prosodic_levelled", 1.0), describe(
+        "spectral_prosodic_levelled", 0.3
+    )
+    plain_loud, plain_quiet = describe("spectral_prosodic", 1.0), describe(
+        "spectral_prosodic", 0.3
+    )
+    assert list(loud) == list(plain_loud)  # the same columns as the plain set
+    np.testing.assert_allclose(list(quiet.values()), list(loud.values()), rtol=1e-3, atol=1e-4)
+    # the plain set measures level in absolute dB: a gain of 0.3 moves it by 10.5 dB
+    drop = plain_loud["rms_db_mean"] - plain_quiet["rms_db_mean"]
+    assert drop == pytest.approx(20 * np.log10(1 / 0.3), abs=1.0)

@@ -12,10 +12,21 @@ from ser_features.feature_sets.logmel_frames import LOGMEL_FRAMES
 from ser_features.feature_sets.opensmile_sets import COMPARE2016, EGEMAPS
 from ser_features.feature_sets.seed180 import SEED180
 from ser_features.feature_sets.spec import FeatureSpec
-from ser_features.feature_sets.spectral_prosodic import SPECTRAL_PROSODIC
+from ser_features.feature_sets.spectral_prosodic import (
+    SPECTRAL_PROSODIC,
+    SPECTRAL_PROSODIC_LEVELLED,
+)
 
 FEATURE_SETS: dict[str, FeatureSpec] = {
-    spec.name: spec for spec in (SPECTRAL_PROSODIC, SEED180, EGEMAPS, COMPARE2016, LOGMEL_FRAMES)
+    spec.name: spec
+    for spec in (
+        SPECTRAL_PROSODIC,
+        SPECTRAL_PROSODIC_LEVELLED,
+        SEED180,
+        EGEMAPS,
+        COMPARE2016,
+        LOGMEL_FRAMES,
+    )
 }
 DEFAULT_FEATURE_SET = SPECTRAL_PROSODIC.name
 

@@ -1,8 +1,8 @@
 """Several feature sets describing the same clip side by side: ``compare2016+logmel_frames``.
 
-The combined set loads a clip once at the rate its parts share, without trimming or loudness
-normalisation, and gives every part the clip its own :class:`LoadOptions` would have made
-(trimmed and normalised as that part asks). Column names of the parts must be disjoint;
+The combined set loads a clip once at the rate its parts share, without trimming, loudness
+normalisation or noise floor, and gives every part the clip its own :class:`LoadOptions` would have made
+(trimmed, normalised and levelled as that part asks). Column names of the parts must be disjoint;
 a model family reads the part it was trained on (the ``features`` option of a family).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 
-from ser_features.audio import Clip, LoadOptions, normalize_loudness, trim_silence
+from ser_features.audio import Clip, LoadOptions, level, trim_silence
 from ser_features.feature_sets.spec import FeatureSpec
 
 #: Joins the names of the parts: ``compare2016+logmel_frames``.
@@ -23,8 +23,7 @@ def part_clip(clip: Clip, options: LoadOptions) -> Clip:
     samples = clip.samples
     if options.trim_top_db is not None:
         samples = trim_silence(samples, top_db=options.trim_top_db)
-    if options.normalize_dbfs is not None:
-        samples = normalize_loudness(samples, target_dbfs=options.normalize_dbfs)
+    samples = level(samples, options)
     return replace(clip, samples=samples) if samples is not clip.samples else clip
 
 
