@@ -95,12 +95,11 @@ def test_levelled_set_ignores_the_recording_gain(shared_data):
         sf.write(buffer, samples * gain, rate, format="WAV", subtype="FLOAT")
         return spec.describe(load_audio(buffer.getvalue(), options=spec.load))
 
-    loud, quiet = describe("spectral_prosodic_levelled", 1.0), describe(
-        "spectral_prosodic_levelled", 0.3
+    loud, quiet = (
+        describe("spectral_prosodic_levelled", 1.0),
+        describe("spectral_prosodic_levelled", 0.3),
     )
-    plain_loud, plain_quiet = describe("spectral_prosodic", 1.0), describe(
-        "spectral_prosodic", 0.3
-    )
+    plain_loud, plain_quiet = describe("spectral_prosodic", 1.0), describe("spectral_prosodic", 0.3)
     assert list(loud) == list(plain_loud)  # the same columns as the plain set
     np.testing.assert_allclose(list(quiet.values()), list(loud.values()), rtol=1e-3, atol=1e-4)
     # the plain set measures level in absolute dB: a gain of 0.3 moves it by 10.5 dB

@@ -1,9 +1,10 @@
 """Several feature sets describing the same clip side by side: ``compare2016+logmel_frames``.
 
 The combined set loads a clip once at the rate its parts share, without trimming, loudness
-normalisation or noise floor, and gives every part the clip its own :class:`LoadOptions` would have made
-(trimmed, normalised and levelled as that part asks). Column names of the parts must be disjoint;
-a model family reads the part it was trained on (the ``features`` option of a family).
+normalisation or noise floor, and gives every part the clip its own :class:`LoadOptions`
+would have made (trimmed, normalised and levelled as that part asks). Column names of the
+parts must be disjoint; a model family reads the part it was trained on (the ``features``
+option of a family).
 """
 
 from __future__ import annotations
