@@ -9,7 +9,7 @@ import numpy as np
 from ser_features.audio import Clip
 from ser_features.feature_sets.combined import SEPARATOR, combined
 from ser_features.feature_sets.logmel_frames import LOGMEL_FRAMES
-from ser_features.feature_sets.opensmile_sets import COMPARE2016, EGEMAPS
+from ser_features.feature_sets.opensmile_sets import COMPARE2016, EGEMAPS, EGEMAPS_LEVELLED
 from ser_features.feature_sets.seed180 import SEED180
 from ser_features.feature_sets.spec import FeatureSpec
 from ser_features.feature_sets.spectral_prosodic import (
@@ -24,6 +24,7 @@ FEATURE_SETS: dict[str, FeatureSpec] = {
         SPECTRAL_PROSODIC_LEVELLED,
         SEED180,
         EGEMAPS,
+        EGEMAPS_LEVELLED,
         COMPARE2016,
         LOGMEL_FRAMES,
     )

@@ -1,4 +1,5 @@
-"""openSMILE functionals (audEERING): ``egemaps`` (88 eGeMAPS v02 parameters) and
+"""openSMILE functionals (audEERING): ``egemaps`` (88 eGeMAPS v02 parameters; also of a
+levelled clip, ``egemaps_levelled``) and
 ``compare2016`` (the 6,373 ComParE 2016 functionals: energy, spectral, MFCC, voicing,
 jitter/shimmer and their deltas, each summarised by ~50 statistics)."""
 
@@ -50,6 +51,19 @@ EGEMAPS = FeatureSpec(
     version=1,
     description="eGeMAPS v02: 88 functionals of a minimalistic acoustic parameter set (openSMILE)",
     load=LoadOptions(sample_rate=16000),
+    describer=describe_egemaps,
+)
+
+#: eGeMAPS of a levelled clip, trimmed and levelled as ``spectral_prosodic_levelled``:
+#: openSMILE's loudness and energy descriptors are absolute, so without levelling they
+#: carry the recording gain of each corpus.
+EGEMAPS_LEVELLED = FeatureSpec(
+    name="egemaps_levelled",
+    version=1,
+    description="eGeMAPS v02 of a levelled clip: trimmed, -23 dBFS, a noise floor 40 dB under it",
+    load=LoadOptions(
+        sample_rate=16000, trim_top_db=40.0, normalize_dbfs=-23.0, noise_floor_db=40.0
+    ),
     describer=describe_egemaps,
 )
 
