@@ -19,6 +19,12 @@ def predict(
         help="The files are clips of one speaker: score them together, speaker-normalised "
         "when the champion has a session model and there are at least 4 files.",
     ),
+    labels: str | None = typer.Option(
+        None,
+        "--labels",
+        help="Answer among these labels only, comma-separated (e.g. angry,happy,neutral,sad): "
+        "for recordings that cannot carry the others.",
+    ),
     plot: Path | None = typer.Option(
         None,
         "--plot",
@@ -52,6 +58,8 @@ def predict(
     frame = pd.DataFrame({"audio": [audio for _, audio in readable]})
     if session is not None:
         frame["session"] = session
+    if labels is not None:
+        frame["labels"] = labels
     try:
         rows = model.predict(frame).to_dict(orient="records")
     except mlflow.exceptions.MlflowException as exc:

@@ -12,6 +12,7 @@ from experiments.config import ConfigError, parse_config
 from experiments.evaluation.splits import (
     LEAVE_ONE_CORPUS_OUT,
     assert_speaker_disjoint,
+    cross_corpus_split,
     leave_one_corpus_out_split,
     speaker_independent_split,
     speaker_kfold,
@@ -91,6 +92,21 @@ def test_leave_one_corpus_out_never_trains_on_the_held_out_corpus(table):
     assert set(table.iloc[through_config.train_index]["corpus"]) == {"second"}
     with pytest.raises(ConfigError, match="test_corpora naming the one corpus"):
         parse_config({"data": {"folders": ["x"]}, "protocol": {"kind": "leave_one_corpus_out"}})
+
+
+def test_a_cross_corpus_split_may_train_on_every_label_of_its_corpora(table):
+    shared = leave_one_corpus_out_split(table, test_corpus="second")
+    deployed = cross_corpus_split(
+        table, train_corpora=["first"], test_corpora=["second"], all_training_labels=True
+    )
+    assert deployed.labels == shared.labels
+    classes = {}
+    for name, split in [("shared", shared), ("deployed", deployed)]:
+        trainer = get_family("prior").trainer({}, seed=0)
+        fit_on_split(trainer, table, split)
+        classes[name] = set(trainer.classes_)
+    assert classes["shared"] == set(shared.labels)
+    assert classes["deployed"] == set(FIRST)  # labels the test corpus lacks are learnt too
 
 
 def test_per_corpus_metrics_and_corpus_balancing(table):

@@ -218,10 +218,32 @@ def test_mlflow_models_serve_answers_audio_and_rejects_bad_requests(workspace, f
 
         assert post(url, good).status_code == 200
         check_sessions(url, workspace["data"], companion=family == "sklearn_linear")
+        check_answer_labels(url, clip, classes=list(prediction["probabilities"]))
         assert server.poll() is None
     finally:
         stop(server)
         log.close()
+
+
+def check_answer_labels(url: str, clip: str, *, classes: list[str]) -> None:
+    """A row's ``labels`` restricts its answer to them (renormalised); an unknown label
+    fails that row alone, or the request when it is the only row."""
+    wanted = classes[:3]
+    rows = [[clip, ",".join(wanted)], [clip, None], [clip, "bored," + wanted[0]]]
+    response = post(url, {"columns": ["audio", "labels"], "data": rows})
+    assert response.status_code == 200, response.text[:2000]
+    restricted, everything, unknown = response.json()["predictions"]
+    assert list(restricted["probabilities"]) == wanted
+    assert restricted["emotion"] in wanted
+    assert sum(restricted["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    full = everything["probabilities"]
+    share = {label: full[label] / sum(full[label] for label in wanted) for label in wanted}
+    assert restricted["probabilities"] == pytest.approx(share, abs=1e-6)
+    assert list(full) == classes
+    assert unknown["emotion"] is None and "'bored'" in unknown["error"]
+    assert "this model knows" in unknown["error"]
+    alone = post(url, {"columns": ["audio", "labels"], "data": [[clip, "bored"]]})
+    assert alone.status_code == 400 and "'bored'" in alone.json()["message"]
 
 
 def check_sessions(url: str, data: Path, *, companion: bool) -> None:

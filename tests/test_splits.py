@@ -260,6 +260,19 @@ def test_cross_corpus_restricts_to_shared_labels():
     assert "train on tess, test on emodb" in split.description
 
 
+def test_cross_corpus_can_train_on_every_label_as_a_deployed_model_does():
+    table = two_corpora()
+    split = cross_corpus_split(
+        table, train_corpora=["tess"], test_corpora=["emodb"], all_training_labels=True
+    )
+    train = table.iloc[split.train_index]
+    test = table.iloc[split.test_index]
+    assert set(train["emotion"]) == set(table.loc[table["corpus"] == "tess", "emotion"])
+    assert set(train["emotion"]) > set(split.labels)  # TESS-only labels stay in training
+    assert set(test["emotion"]) == set(split.labels)
+    assert set(train["corpus"]) == {"tess"} and set(test["corpus"]) == {"emodb"}
+
+
 def test_cross_corpus_with_given_labels():
     table = two_corpora()
     split = cross_corpus_split(

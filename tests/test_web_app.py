@@ -137,3 +137,15 @@ def test_ser_predict_writes_the_timeline_picture(app_url, shared_data, tmp_path)
         drawn = tmp_path / f"timeline-{clip.stem}.png"
         assert drawn.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert str(drawn) in result.stdout.replace("\n", "")
+
+    among = subprocess.run(
+        [str(SER), "predict", str(clips[0]), "--labels", "sad,angry"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert among.returncode == 0, among.stdout + among.stderr
+    said = among.stdout.split(": ", 1)[1].split()[0]
+    assert said in {"sad", "angry"}, among.stdout

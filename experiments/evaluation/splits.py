@@ -59,7 +59,8 @@ class Split:
     """One train/test partition of a feature table (positional row indices, read-only).
 
     ``labels`` are the emotion labels the split is about, in canonical order (for
-    cross-corpus splits: the labels shared by both sides).
+    cross-corpus splits: the labels shared by both sides); both sides keep only those,
+    unless ``all_training_labels``, when they restrict the test side alone.
     """
 
     train_index: np.ndarray
@@ -68,6 +69,7 @@ class Split:
     test_speakers: tuple[str, ...]
     description: str
     labels: tuple[str, ...] = field(default=())
+    all_training_labels: bool = False
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -210,11 +212,14 @@ def cross_corpus_split(
     train_corpora: Sequence[str],
     test_corpora: Sequence[str],
     labels: Sequence[str] | None = None,
+    all_training_labels: bool = False,
 ) -> Split:
     """Train on ``train_corpora``, test on ``test_corpora``, over labels both sides have.
 
     Rows whose label is not in the shared set (or in ``labels`` when given) are left out
-    of both sides.
+    of both sides; with ``all_training_labels`` only of the test side, so the model learns
+    every label of its training corpora (as a deployed one does) and may answer a label the
+    test corpus lacks.
     """
     train_corpora, test_corpora = list(train_corpora), list(test_corpora)
     if not train_corpora or not test_corpora:
@@ -242,15 +247,17 @@ def cross_corpus_split(
     keep = np.isin(emotions, chosen)
     test = np.flatnonzero(on_test & keep)
     split = Split(
-        train_index=np.flatnonzero(on_train & keep),
+        train_index=np.flatnonzero(on_train if all_training_labels else on_train & keep),
         test_index=test,
         protocol=CROSS_CORPUS,
         test_speakers=tuple(sorted(set(_speakers(table)[test].tolist()))),
         description=(
-            f"cross-corpus: train on {', '.join(train_corpora)}, "
+            f"cross-corpus: train on {', '.join(train_corpora)}"
+            f"{' (every label)' if all_training_labels else ''}, "
             f"test on {', '.join(test_corpora)}; labels: {', '.join(chosen)}"
         ),
         labels=tuple(chosen),
+        all_training_labels=all_training_labels,
     )
     assert_speaker_disjoint(table, split)
     return split

@@ -13,6 +13,11 @@ the model was trained with a speaker-normalised companion, the clips of every se
 at least :data:`~experiments.training.normalisation.MIN_CLIPS_PER_SPEAKER` clips are standardised by
 that session's own statistics and scored by the companion (``speaker_normalised`` is then
 true in the answer).  The labels of those clips are never needed.
+
+What it answers among: every label it learnt, unless a row's ``labels`` names some of them
+(comma-separated, e.g. ``angry,happy,neutral,sad``): that row's probabilities are then
+renormalised over those labels alone, for users whose recordings cannot carry the others
+(a model trained with RAVDESS knows ``calm``, which most corpora do not have).
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from ser_features.segments import speech_segments
 AUDIO_COLUMN = "audio"
 #: Optional input column: rows with the same value are clips of one speaker.
 SESSION_COLUMN = "session"
+#: Optional input column: the labels a row's answer is chosen among, comma-separated.
+LABELS_COLUMN = "labels"
 OUTPUT_COLUMNS = [
     "emotion",
     "confidence",
@@ -120,8 +127,10 @@ class EmotionModel(PythonModel):
         deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
         described: list[tuple[list, pd.DataFrame] | None] = []
         errors: list[RequestError | None] = []
+        answer_labels: list[list[str] | None] = []
         for position, value in enumerate(model_input[AUDIO_COLUMN]):
             try:
+                answer_labels.append(self._answer_labels(model_input, position))
                 described.append(self._describe(value, position, deadline))
                 errors.append(None)
             except RequestError as exc:
@@ -135,7 +144,7 @@ class EmotionModel(PythonModel):
         normalised = self._session_rows(model_input, good)
         if normalised.any():
             self._normalise_sessions(described, model_input[SESSION_COLUMN], normalised)
-        answers = self._answer_all(described, normalised)
+        answers = self._answer_all(described, normalised, answer_labels)
         rows = [
             answers[i] if error is None else _error_row(error.reason)
             for i, error in enumerate(errors)
@@ -145,8 +154,33 @@ class EmotionModel(PythonModel):
         frame["confidence"] = pd.Series([row["confidence"] for row in rows], dtype=object)
         return frame
 
+    def _answer_labels(self, model_input: pd.DataFrame, position: int) -> list[str] | None:
+        """The labels row ``position`` asks to be answered among, if any (checked)."""
+        if LABELS_COLUMN not in model_input.columns:
+            return None
+        value = model_input[LABELS_COLUMN].iloc[position]
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
+            return None
+        classes = list(self.predictor.classes)
+        if not isinstance(value, str):
+            raise bad_request(
+                f"row {position}: {LABELS_COLUMN!r} must be a comma-separated string of labels"
+            )
+        wanted = list(dict.fromkeys(label.strip() for label in value.split(",") if label.strip()))
+        unknown = [label for label in wanted if label not in classes]
+        if unknown or not wanted:
+            raise bad_request(
+                f"row {position}: {LABELS_COLUMN!r} names "
+                f"{'unknown label(s) ' + ', '.join(map(repr, unknown)) if unknown else 'no label'}"
+                f"; this model knows: {', '.join(classes)}"
+            )
+        return wanted
+
     def _answer_all(
-        self, described: list[tuple[list, pd.DataFrame] | None], normalised: np.ndarray
+        self,
+        described: list[tuple[list, pd.DataFrame] | None],
+        normalised: np.ndarray,
+        answer_labels: list[list[str] | None],
     ) -> dict[int, dict[str, Any]]:
         """Answers of the described rows: one ``predict_proba`` per predictor, not per row."""
         answers: dict[int, dict[str, Any]] = {}
@@ -162,9 +196,12 @@ class EmotionModel(PythonModel):
             start = 0
             for i in chosen:
                 spans = described[i][0]
-                answers[i] = _answer(
-                    spans, proba[start : start + len(spans)], predictor.classes, normalised=flag
-                )
+                rows, classes = proba[start : start + len(spans)], list(predictor.classes)
+                if answer_labels[i] is not None:
+                    rows = rows[:, [classes.index(label) for label in answer_labels[i]]]
+                    rows = rows / np.maximum(rows.sum(axis=1, keepdims=True), 1e-12)
+                    classes = answer_labels[i]
+                answers[i] = _answer(spans, rows, classes, normalised=flag)
                 start += len(spans)
         return answers
 

@@ -124,7 +124,13 @@ def log_served_model(
 ) -> str:
     """Log the audio-in pyfunc (models-from-code) holding ``predictor_dir``; returns its URI."""
     input_example = pd.DataFrame({"audio": [example_audio_b64]})
-    inputs = Schema([ColSpec("string", "audio"), ColSpec("string", "session", required=False)])
+    inputs = Schema(
+        [
+            ColSpec("string", "audio"),
+            ColSpec("string", "session", required=False),
+            ColSpec("string", "labels", required=False),
+        ]
+    )
     signature = ModelSignature(inputs=inputs, outputs=infer_signature(None, example_output).outputs)
     info = mlflow.pyfunc.log_model(
         name="model",

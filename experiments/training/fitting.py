@@ -147,7 +147,7 @@ def fit_on_split(
             reference=original,
         )
         test_x = normaliser.transform(test_x)
-    if split.labels:
+    if split.labels and not split.all_training_labels:
         keep = train["emotion"].isin(split.labels).to_numpy()
         train, train_x = train[keep], train_x[keep]
     if balance_corpora:
