@@ -59,6 +59,12 @@ def predict(
     if session is not None:
         frame["session"] = session
     if labels is not None:
+        schema = model.metadata.get_input_schema()
+        if schema is not None and "labels" not in schema.input_names():
+            fail(
+                f"{model_uri(model_name)} was registered before models took a `labels` column "
+                "(it would ignore --labels); train and promote a new version first"
+            )
         frame["labels"] = labels
     try:
         rows = model.predict(frame).to_dict(orient="records")
