@@ -149,3 +149,53 @@ def test_ser_predict_writes_the_timeline_picture(app_url, shared_data, tmp_path)
     assert among.returncode == 0, among.stdout + among.stderr
     said = among.stdout.split(": ", 1)[1].split()[0]
     assert said in {"sad", "angry"}, among.stdout
+
+
+def test_ser_predict_refuses_labels_for_a_model_that_would_ignore_them(
+    app_url, shared_data, tmp_path
+):
+    """A champion registered before the ``labels`` column would silently drop it."""
+    import subprocess
+    import warnings
+
+    from mlflow import MlflowClient
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from experiments.tracking.runs import MODEL_CODE
+
+    mlflow.set_tracking_uri(app_url["uri"])
+    mlflow.set_registry_uri(app_url["uri"])
+    champion = Path(
+        mlflow.artifacts.download_artifacts(
+            "models:/ser-emotion@champion", dst_path=str(tmp_path / "champion")
+        )
+    )
+    before = Schema([ColSpec("string", "audio"), ColSpec("string", "session", required=False)])
+    mlflow.set_experiment("ser-app-tests")
+    with mlflow.start_run(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # no input example: not needed here
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(MODEL_CODE),
+            artifacts={"predictor": str(champion / "artifacts" / "predictor")},
+            signature=ModelSignature(inputs=before),
+        )
+    version = mlflow.register_model(info.model_uri, "ser-before-labels").version
+    MlflowClient().set_registered_model_alias("ser-before-labels", "champion", version)
+    clip = sorted((shared_data / "ravdess" / "Actor_02").glob("*.flac"))[0]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": app_url["uri"]}
+
+    def predict(*extra: str) -> subprocess.CompletedProcess:
+        command = [str(SER), "predict", str(clip), "--model", "ser-before-labels", *extra]
+        return subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+
+    refused = predict("--labels", "sad,angry")
+    output = (refused.stdout + refused.stderr).replace("\n", " ")
+    assert refused.returncode == 2, output
+    assert "registered before" in output and "train and promote a new version" in output
+    answered = predict()
+    assert answered.returncode == 0, answered.stdout + answered.stderr
+    assert clip.name in answered.stdout
