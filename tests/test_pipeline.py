@@ -242,6 +242,13 @@ def check_answer_labels(url: str, clip: str, *, classes: list[str]) -> None:
     assert list(full) == classes
     assert unknown["emotion"] is None and "'bored'" in unknown["error"]
     assert "this model knows" in unknown["error"]
+    # a bad row before good ones leaves their labels where they were
+    response = post(url, {"columns": ["audio", "labels"], "data": [rows[2], rows[0], rows[1]]})
+    assert response.status_code == 200, response.text[:2000]
+    unknown_first, restricted_after, everything_after = response.json()["predictions"]
+    assert unknown_first["emotion"] is None and "'bored'" in unknown_first["error"]
+    assert restricted_after["probabilities"] == pytest.approx(restricted["probabilities"])
+    assert list(everything_after["probabilities"]) == classes
     alone = post(url, {"columns": ["audio", "labels"], "data": [[clip, "bored"]]})
     assert alone.status_code == 400 and "'bored'" in alone.json()["message"]
 

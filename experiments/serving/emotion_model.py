@@ -129,8 +129,9 @@ class EmotionModel(PythonModel):
         errors: list[RequestError | None] = []
         answer_labels: list[list[str] | None] = []
         for position, value in enumerate(model_input[AUDIO_COLUMN]):
+            wanted = None
             try:
-                answer_labels.append(self._answer_labels(model_input, position))
+                wanted = self._answer_labels(model_input, position)
                 described.append(self._describe(value, position, deadline))
                 errors.append(None)
             except RequestError as exc:
@@ -138,6 +139,7 @@ class EmotionModel(PythonModel):
                     raise
                 described.append(None)
                 errors.append(exc)
+            answer_labels.append(wanted)  # one entry per row, failed rows included
         good = np.array([error is None for error in errors])
         if not good.any():
             raise errors[0] if len(errors) == 1 else bad_request(_every_row_failed(errors))
@@ -169,10 +171,10 @@ class EmotionModel(PythonModel):
         wanted = list(dict.fromkeys(label.strip() for label in value.split(",") if label.strip()))
         unknown = [label for label in wanted if label not in classes]
         if unknown or not wanted:
+            named = f"unknown label(s) {', '.join(map(repr, unknown))}" if unknown else "no label"
             raise bad_request(
-                f"row {position}: {LABELS_COLUMN!r} names "
-                f"{'unknown label(s) ' + ', '.join(map(repr, unknown)) if unknown else 'no label'}"
-                f"; this model knows: {', '.join(classes)}"
+                f"row {position}: {LABELS_COLUMN!r} names {named}; "
+                f"this model knows: {', '.join(classes)}"
             )
         return wanted
 
