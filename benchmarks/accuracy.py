@@ -59,6 +59,7 @@ from experiments.training.normalisation import (
 from ser_features.audio import load_audio
 from ser_features.feature_sets import get_feature_spec
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
+from ser_features.labels import SHARED_BY_EVERY_CORPUS as FOUR_CLASSES
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CONFIG = Path("experiments/ravdess_cremad.yaml")
@@ -70,7 +71,6 @@ CORPORA = {
     "emodb": ("emodb_sample", "emodb"),
 }
 SAMPLES = ("tess", "emodb")
-FOUR_CLASSES = ("angry", "happy", "neutral", "sad")
 #: Budgets inside the folds, small enough for the whole table to run in about an hour.
 FOLD_PARAMS: dict[str, dict[str, Any]] = {
     # C fixed at the value the RAVDESS grid chose; 100 lbfgs iterations score as 300 do

@@ -30,10 +30,10 @@ from pathlib import Path
 from sklearn.metrics import balanced_accuracy_score
 
 from ser_features.corpora import scan_folders
+from ser_features.labels import SHARED_BY_EVERY_CORPUS as FOUR_CLASSES
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SAMPLES = (SHARED / "tess_sample", SHARED / "emodb_sample")
-FOUR_CLASSES = ("angry", "happy", "neutral", "sad")
 
 
 def post(url: str, paths: list[Path], labels: str | None = None) -> list[dict]:

@@ -15,6 +15,9 @@ EMOTIONS: tuple[str, ...] = (
     "boredom",
 )
 
+#: The labels every corpus here has (RAVDESS, CREMA-D, TESS, EmoDB, SAVEE): the 4-class task.
+SHARED_BY_EVERY_CORPUS: tuple[str, ...] = ("angry", "happy", "neutral", "sad")
+
 
 def ordered_labels(present: set[str] | list[str]) -> list[str]:
     """Return the labels in ``present`` in canonical order (unknown labels last, sorted)."""

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ser_features.audio import Clip, LoadOptions
+from ser_features.audio import LEVELLED, Clip, LoadOptions
 from ser_features.feature_sets.spec import FeatureSpec
 
 
@@ -54,16 +54,14 @@ EGEMAPS = FeatureSpec(
     describer=describe_egemaps,
 )
 
-#: eGeMAPS of a levelled clip, trimmed and levelled as ``spectral_prosodic_levelled``:
+#: eGeMAPS of a clip trimmed and levelled as ``spectral_prosodic_levelled`` (``LEVELLED``):
 #: openSMILE's loudness and energy descriptors are absolute, so without levelling they
 #: carry the recording gain of each corpus.
 EGEMAPS_LEVELLED = FeatureSpec(
     name="egemaps_levelled",
     version=1,
     description="eGeMAPS v02 of a levelled clip: trimmed, -23 dBFS, a noise floor 40 dB under it",
-    load=LoadOptions(
-        sample_rate=16000, trim_top_db=40.0, normalize_dbfs=-23.0, noise_floor_db=40.0
-    ),
+    load=LEVELLED,
     describer=describe_egemaps,
 )
 

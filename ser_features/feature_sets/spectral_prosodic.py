@@ -16,7 +16,7 @@ from typing import Literal
 import librosa
 import numpy as np
 
-from ser_features.audio import Clip, LoadOptions
+from ser_features.audio import LEVELLED, Clip, LoadOptions
 from ser_features.feature_sets.spec import FeatureSpec
 from ser_features.functionals import summarise
 from ser_features.pitch import PitchTrack, track_pitch
@@ -139,8 +139,6 @@ SPECTRAL_PROSODIC_LEVELLED = FeatureSpec(
         "spectral_prosodic of a levelled clip: -23 dBFS, a noise floor 40 dB under the "
         "speech, log-mel relative to the loudest bin (60 dB range)"
     ),
-    load=LoadOptions(
-        sample_rate=16000, trim_top_db=40.0, normalize_dbfs=-23.0, noise_floor_db=40.0
-    ),
+    load=LEVELLED,
     describer=functools.partial(describe_spectral_prosodic, db_reference="peak", top_db=60.0),
 )
