@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -118,34 +119,30 @@ def test_a_file_that_is_not_audio_shows_a_readable_message(app_url, browser, tmp
     assert "Traceback" not in browser.page_source
 
 
-def test_ser_predict_writes_the_timeline_picture(app_url, shared_data, tmp_path):
-    import subprocess
-
-    clips = sorted((shared_data / "ravdess" / "Actor_02").glob("*.flac"))[:2]
-    picture = tmp_path / "timeline.png"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": app_url["uri"]}
-    result = subprocess.run(
-        [str(SER), "predict", *map(str, clips), "--plot", str(picture)],
+def ser_predict(store_uri: str, *args: str) -> subprocess.CompletedProcess:
+    """``ser predict ARGS...`` against the registry at ``store_uri``, output captured."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri}
+    return subprocess.run(
+        [str(SER), "predict", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+
+
+def test_ser_predict_writes_the_timeline_picture(app_url, shared_data, tmp_path):
+    clips = sorted((shared_data / "ravdess" / "Actor_02").glob("*.flac"))[:2]
+    picture = tmp_path / "timeline.png"
+    result = ser_predict(app_url["uri"], *map(str, clips), "--plot", str(picture))
     assert result.returncode == 0, result.stdout + result.stderr
     for clip in clips:
         drawn = tmp_path / f"timeline-{clip.stem}.png"
         assert drawn.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert str(drawn) in result.stdout.replace("\n", "")
 
-    among = subprocess.run(
-        [str(SER), "predict", str(clips[0]), "--labels", "sad,angry"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    among = ser_predict(app_url["uri"], str(clips[0]), "--labels", "sad,angry")
     assert among.returncode == 0, among.stdout + among.stderr
     said = among.stdout.split(": ", 1)[1].split()[0]
     assert said in {"sad", "angry"}, among.stdout
@@ -155,7 +152,6 @@ def test_ser_predict_refuses_labels_for_a_model_that_would_ignore_them(
     app_url, shared_data, tmp_path
 ):
     """A champion registered before the ``labels`` column would silently drop it."""
-    import subprocess
     import warnings
 
     from mlflow import MlflowClient
@@ -184,13 +180,9 @@ def test_ser_predict_refuses_labels_for_a_model_that_would_ignore_them(
     version = mlflow.register_model(info.model_uri, "ser-before-labels").version
     MlflowClient().set_registered_model_alias("ser-before-labels", "champion", version)
     clip = sorted((shared_data / "ravdess" / "Actor_02").glob("*.flac"))[0]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": app_url["uri"]}
 
     def predict(*extra: str) -> subprocess.CompletedProcess:
-        command = [str(SER), "predict", str(clip), "--model", "ser-before-labels", *extra]
-        return subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=300, check=False
-        )
+        return ser_predict(app_url["uri"], str(clip), "--model", "ser-before-labels", *extra)
 
     refused = predict("--labels", "sad,angry")
     output = (refused.stdout + refused.stderr).replace("\n", " ")
