@@ -20,7 +20,6 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from experiments.config import ExperimentConfig, load_config
-from experiments.evaluation.metrics import MAIN_KEYS
 from experiments.evaluation.splits import Split
 from experiments.families import CV_OVERRIDES, get_family
 from experiments.families.predictors import SESSION_SUBDIR, load_predictor, save_predictor
@@ -171,8 +170,6 @@ def train_and_log_family(
                 proba = served.predict_proba(test[feature_columns(table)])
                 evaluation = evaluate_by_corpus(test, proba, served.classes)
                 log_evaluation(evaluation, title=f"{family} · {short}")
-                for corpus, metrics in evaluation.by_corpus.items():
-                    mlflow.log_metrics({f"{corpus}_{k}": metrics[k] for k in MAIN_KEYS})
                 mlflow.log_metrics({**result.cv_metrics, "fit_seconds": fit_seconds})
                 _log_tables(result.trainer)
                 example = base64.b64encode(Path(test["path"].iloc[0]).read_bytes()).decode()

@@ -3,6 +3,7 @@ never trains on the held-out corpus, fusion weights never see the test speakers.
 
 from __future__ import annotations
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +19,7 @@ from experiments.evaluation.splits import (
     speaker_kfold,
 )
 from experiments.families import get_family
+from experiments.tracking.runs import log_evaluation
 from experiments.training.fitting import corpus_repeats, fit_on_split, split_for
 
 #: Two corpora with different label sets: "calm" only in the first, "disgust" only in the second.
@@ -114,10 +116,39 @@ def test_per_corpus_metrics_and_corpus_balancing(table):
     trainer = get_family("sklearn_linear").trainer({"param_grid": {"C": [0.1]}}, seed=0)
     evaluation = fit_on_split(trainer, table, split, balance_corpora=True)
     assert set(evaluation.by_corpus) == {"first", "second"}
-    assert all(0 <= metrics["uar"] <= 1 for metrics in evaluation.by_corpus.values())
+    test_corpora = table.iloc[split.test_index]["corpus"]
+    for corpus, own in evaluation.by_corpus.items():  # each corpus scored on its own clips
+        assert 0 <= own.metrics["uar"] <= 1
+        assert own.confusion.sum() == (test_corpora == corpus).sum()
     corpora = np.array(["a"] * 2 + ["b"] * 6)
     repeated = corpora[corpus_repeats(corpora)]
     assert (repeated == "a").sum() == 6 and (repeated == "b").sum() == 6
+
+
+def test_a_multi_corpus_run_logs_each_corpus_confusion_matrix(table, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)  # the store's artifacts go under the working folder
+    split = speaker_independent_split(table, test_fraction=0.2, seed=0)
+    trainer = get_family("sklearn_linear").trainer({"param_grid": {"C": [0.1]}}, seed=0)
+    evaluation = fit_on_split(trainer, table, split)
+    with mlflow.start_run() as run:
+        log_evaluation(evaluation, title="sklearn_linear · two corpora")
+    client = mlflow.MlflowClient()
+    files = {item.path for item in client.list_artifacts(run.info.run_id, "evaluation/second")}
+    assert files == {
+        f"evaluation/second/{name}"
+        for name in ("confusion_matrix.png", "confusion_matrix.csv", "classification_report.txt")
+    }
+    metrics = client.get_run(run.info.run_id).data.metrics
+    for corpus in ("first", "second"):
+        assert metrics[f"{corpus}_uar"] == pytest.approx(
+            evaluation.by_corpus[corpus].metrics["uar"]
+        )
+        local = client.download_artifacts(
+            run.info.run_id, f"evaluation/{corpus}/confusion_matrix.csv", str(tmp_path)
+        )
+        counts = pd.read_csv(local, index_col=0).to_numpy()
+        assert counts.sum() == (table.iloc[split.test_index]["corpus"] == corpus).sum()
 
 
 def test_fusion_weights_are_chosen_without_the_test_speakers(table):

@@ -95,12 +95,19 @@ def test_a_bad_request_gets_400_with_only_the_projects_message(server, rows, col
     assert rows[0][0] not in body["message"]  # the request's data is not echoed
 
 
-def test_a_body_that_is_not_json_is_named_not_echoed(server):
-    response = requests.post(
-        server["url"], data=b"audio=secret", headers={"Content-Type": "application/json"}
-    )
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"audio=secret", "(Expecting value: line 1 column 1 (char 0))"),
+        (b'{"audio": "secret",}', "(Expecting property name enclosed in double quotes"),
+        (b"\xff\xfe secret", "(it is not UTF-8 text)"),
+    ],
+)
+def test_a_body_that_is_not_json_is_named_not_echoed(server, body, reason):
+    response = requests.post(server["url"], data=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
-    assert "not valid JSON" in response.json()["message"]
+    message = response.json()["message"]
+    assert message.startswith("request body is not valid JSON ") and reason in message
     assert "secret" not in response.text
 
 

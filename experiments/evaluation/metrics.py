@@ -44,8 +44,8 @@ class EvaluationResult:
     confusion: np.ndarray
     report: str
     classes: tuple[str, ...]
-    #: Each corpus's metrics when the test rows come from several corpora.
-    by_corpus: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Each corpus's own evaluation when the test rows come from several corpora.
+    by_corpus: dict[str, EvaluationResult] = field(default_factory=dict)
 
 
 def evaluate(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str]) -> EvaluationResult:

@@ -8,7 +8,8 @@ plain text.  :class:`RequestLimits` wraps the scoring app (outside MLflow's midd
 
 - a body over ``SER_MAX_REQUEST_MB`` (default 8 MiB) is drained, never kept, and answered
   HTTP 413 before MLflow parses anything;
-- a JSON body that does not parse gets HTTP 400 naming the parse error, without the body;
+- a JSON body that does not parse gets HTTP 400 naming the parse error, without the body
+  (MLflow's own parse finds it; its message, which echoes the body, is rewritten);
 - every error answer becomes MLflow-style JSON (``error_code``, ``message``) carrying only
   the message that names the problem (MLflow's timeout becomes a 504 with the limit).
 
@@ -52,6 +53,11 @@ _MLFLOW_ECHOES = (
         r"input does not match the model's columns \1: ",
     ),
 )
+#: MLflow 3.x's answer to a body that does not parse; the body it echoes follows it.
+_MLFLOW_NOT_JSON = re.compile(
+    r"Ensure that input is a valid JSON formatted string\. Error: '(.*?)'\nInput: ", re.DOTALL
+)
+_JSON_DECODE_ERROR = re.compile(r"JSONDecodeError\((['\"])(.*)\1\)", re.DOTALL)
 _ERROR_CODES = {400: "BAD_REQUEST", 413: "REQUEST_LIMIT_EXCEEDED", 415: "BAD_REQUEST"}
 _ERROR_CODES |= {503: "TEMPORARILY_UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 
@@ -96,12 +102,6 @@ class RequestLimits:
                 f" MiB ({MAX_REQUEST_MB_ENV}); send fewer or shorter clips per request",
             )
             return
-        if _content_type(scope) == "application/json":
-            try:
-                json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                await _answer(send, 400, f"request body is not valid JSON ({exc})")
-                return
         replayed = False
 
         async def replay() -> Message:
@@ -169,9 +169,19 @@ class _CleanErrors:
         code = None
         if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
             code, text = parsed.get("error_code"), parsed["message"]
+        not_json = _MLFLOW_NOT_JSON.search(text)
+        if not_json:
+            return code, _not_json_message(not_json.group(1))
         for echo, replacement in _MLFLOW_ECHOES:
             text = echo.sub(replacement, text, count=1)
         return code, text or f"HTTP {self.status}"
+
+
+def _not_json_message(error: str) -> str:
+    """Our message for a body that is not JSON, from the repr of MLflow's parse error."""
+    parse_error = _JSON_DECODE_ERROR.fullmatch(error)
+    reason = parse_error.group(2) if parse_error else "it is not UTF-8 text"
+    return f"request body is not valid JSON ({reason})"
 
 
 async def _answer(send: Send, status: int, message: str, error_code: str | None = None) -> None:
@@ -179,13 +189,6 @@ async def _answer(send: Send, status: int, message: str, error_code: str | None 
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-def _content_type(scope: Scope) -> str:
-    for name, value in scope.get("headers", []):
-        if name == b"content-type":
-            return value.decode("latin-1").split(";")[0].strip().lower()
-    return ""
 
 
 class LimitedH11Protocol(H11Protocol):

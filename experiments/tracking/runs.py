@@ -21,7 +21,7 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
 from experiments.evaluation.confusion_plot import confusion_csv, plot_confusion
-from experiments.evaluation.metrics import EvaluationResult
+from experiments.evaluation.metrics import MAIN_KEYS, EvaluationResult
 
 #: The local tracking store: the sqlite database, artifacts and ``ser`` log files.
 DEFAULT_STORE = Path("mlruns")
@@ -88,21 +88,29 @@ def flatten_params(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def log_evaluation(evaluation: EvaluationResult, *, title: str) -> None:
-    """Metrics, confusion matrix (PNG and CSV) and classification report of the active run."""
+    """Metrics, confusion matrix (PNG and CSV) and classification report of the active run.
+
+    With several corpora on the test side, each corpus's own also go in: metrics named
+    ``<corpus>_<metric>`` and the files under ``evaluation/<corpus>/``.
+    """
     mlflow.log_metrics(evaluation.metrics)
+    for corpus, own in evaluation.by_corpus.items():
+        mlflow.log_metrics({f"{corpus}_{key}": own.metrics[key] for key in MAIN_KEYS})
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        plot_confusion(
-            evaluation.confusion,
-            list(evaluation.classes),
-            title=title,
-            path=folder / "confusion_matrix.png",
-        )
-        confusion_csv(
-            evaluation.confusion, list(evaluation.classes), folder / "confusion_matrix.csv"
-        )
-        (folder / "classification_report.txt").write_text(evaluation.report)
+        _write_evaluation(evaluation, title=title, folder=folder)
+        for corpus, own in evaluation.by_corpus.items():
+            _write_evaluation(own, title=f"{title} · {corpus}", folder=folder / corpus)
         mlflow.log_artifacts(str(folder), artifact_path="evaluation")
+
+
+def _write_evaluation(evaluation: EvaluationResult, *, title: str, folder: Path) -> None:
+    """The confusion matrix (PNG, CSV) and classification report of ``evaluation``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = list(evaluation.classes)
+    plot_confusion(evaluation.confusion, classes, title=title, path=folder / "confusion_matrix.png")
+    confusion_csv(evaluation.confusion, classes, folder / "confusion_matrix.csv")
+    (folder / "classification_report.txt").write_text(evaluation.report)
 
 
 def log_dataset(features_path: Path, table: pd.DataFrame, *, name: str, digest: str) -> None:

@@ -125,7 +125,7 @@ def fit_on_split(
     then uses the test speakers' unlabelled clips, which a per-clip deployment does not have.
     A ``normaliser`` is fitted on the training rows (by their corpus or speaker) and applied
     to the test rows as to lone clips. With several corpora on the test side the result's
-    ``by_corpus`` holds each corpus's metrics. ``columns`` (every feature column when None)
+    ``by_corpus`` holds each corpus's own evaluation. ``columns`` (every feature column when None)
     are the ones the trainer learns from. With ``balance_corpora`` the training rows of
     smaller corpora are repeated so that every corpus weighs about as much as the largest.
     """
@@ -179,7 +179,7 @@ def evaluate_by_corpus(
     if len(set(corpora)) < 2:
         return pooled
     by_corpus = {
-        corpus: evaluate(test["emotion"].to_numpy()[rows], proba[rows], classes).metrics
+        corpus: evaluate(test["emotion"].to_numpy()[rows], proba[rows], classes)
         for corpus in sorted(set(corpora))
         for rows in [corpora == corpus]
     }
