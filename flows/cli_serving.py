@@ -59,8 +59,9 @@ def predict(
     if session is not None:
         frame["session"] = session
     if labels is not None:
-        schema = model.metadata.get_input_schema()
-        if schema is not None and "labels" not in schema.input_names():
+        from experiments.serving.emotion_model import takes_labels
+
+        if not takes_labels(model.metadata.get_input_schema()):
             fail(
                 f"{model_uri(model_name)} was registered before models took a `labels` column "
                 "(it would ignore --labels); train and promote a new version first"

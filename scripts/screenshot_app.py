@@ -5,10 +5,13 @@ Run by hand; it needs Debian's Chromium and chromedriver (``scripts/ensure_chrom
     .venv/bin/python scripts/screenshot_app.py --store sqlite:///$PWD/mlruns/mlflow.db \\
         --clip ../shared/data/ravdess/Actor_02/03-01-05-02-01-01-02.flac \\
         --compare "version 1" --out docs/app-ravdess.png
+    .venv/bin/python scripts/screenshot_app.py --store sqlite:///$PWD/mlruns/mlflow.db \
+        --clip ../shared/data/emodb_sample/wav/03a01Wa.wav \
+        --labels angry happy neutral sad --out docs/app-labels.png
 
 It starts ``ser app`` on a free port against ``--store`` (working directory: the store's
 parent, so relative artifact locations resolve), uploads the clip in headless Chromium,
-picks the comparison, presses Score and saves the page.
+picks the comparison, ticks the labels to answer among, presses Score and saves the page.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def main() -> None:
     parser.add_argument("--store", required=True, help="MLflow tracking URI (sqlite:///...)")
     parser.add_argument("--clip", type=Path, required=True)
     parser.add_argument("--compare", default=None, help='e.g. "version 1" or "@challenger"')
+    parser.add_argument("--labels", nargs="*", default=(), help="labels to answer among")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "app.png")
     args = parser.parse_args()
     clip, out = args.clip.resolve(), args.out.resolve()
@@ -49,7 +53,7 @@ def main() -> None:
         browser = headless_chrome(width=1400, height=1500)
         try:
             open_page(browser, f"http://127.0.0.1:{port}/")
-            upload_and_score(browser, clip, compare=args.compare)
+            upload_and_score(browser, clip, compare=args.compare, labels=tuple(args.labels))
             browser.save_screenshot(str(out))
         finally:
             browser.quit()

@@ -40,13 +40,15 @@ def score_recording(
     *,
     title: str,
     load: LoadOptions | None = None,
+    labels: list[str] | None = None,
 ) -> tuple[str, Any, dict[str, float]]:
     """Summary markdown, timeline figure and probabilities of one scorer's answer.
 
     ``load`` are the model's own loading options (its feature set's), so the waveform drawn
     is the one its segment times refer to (e.g. with leading and trailing silence trimmed).
+    ``labels``, when given, are the only ones the answer is chosen among.
     """
-    answer = scorer.score(audio)
+    answer = scorer.score(audio, labels)
     try:
         clip = load_audio(audio, options=load)
         samples, rate = clip.samples, clip.sample_rate
@@ -55,13 +57,14 @@ def score_recording(
         samples = np.zeros(int(rate * max(s["end"] for s in answer["segments"])))
     figure = plot_timeline(samples, rate, answer, title=title)
     shares = speech_time_shares(answer)
-    summary = "\n".join(
-        [
-            f"### {title}: **{answer['emotion']}** ({answer['confidence']:.0%})",
-            "Share of speech time: "
-            + ", ".join(f"{emotion} {share:.0%}" for emotion, share in shares.items()),
-        ]
-    )
+    lines = [
+        f"### {title}: **{answer['emotion']}** ({answer['confidence']:.0%})",
+        "Share of speech time: "
+        + ", ".join(f"{emotion} {share:.0%}" for emotion, share in shares.items()),
+    ]
+    if labels:
+        lines.append(f"Answered among {', '.join(labels)} only.")
+    summary = "\n\n".join(lines)
     return summary, figure, answer["probabilities"]
 
 
@@ -85,34 +88,39 @@ def build_page(model_name: str, *, model_url: str | None = None):
             return EndpointScorer(model_url)
         return RegistryScorer(choice_uri(model_name, choice))
 
-    def score_with(choice: str, audio: bytes) -> tuple[str, Any, dict[str, float]]:
+    def score_with(
+        choice: str, audio: bytes, labels: list[str] | None
+    ) -> tuple[str, Any, dict[str, float]]:
         try:
             load = get_feature_spec(model_details(model_name, choice).feature_set).load
         except Exception:  # an unknown feature set or registry hiccup: draw it untrimmed
             load = None
-        return score_recording(scorer_for(choice), audio, title=choice, load=load)
+        return score_recording(scorer_for(choice), audio, title=choice, load=load, labels=labels)
 
-    def score(path: str | None, comparison: str):
+    def score(path: str | None, comparison: str, labels: list[str] | None = None):
         empty = ("", None, None, "", None, None)
         if not path:
             return ("Upload a file or record from the microphone first.", *empty)
+        if labels is not None and len(labels) == 1:
+            return ("Tick at least two labels to choose among, or none for every label.", *empty)
         audio = Path(path).read_bytes()
         try:
-            main = score_with("@champion", audio)
+            main = score_with("@champion", audio, labels or None)
         except ScoringError as exc:
             return (f"**Could not score this audio:** {exc}", *empty)
         other: tuple[str, Any, Any] = ("", None, None)
         if comparison and comparison != NO_COMPARISON:
             try:
-                other = score_with(comparison, audio)
+                other = score_with(comparison, audio, labels or None)
             except ScoringError as exc:
                 other = (f"**{comparison} could not score this audio:** {exc}", None, None)
         return ("", *main, *other)
 
     try:
         choices = [c for c in model_choices(model_name) if c != "@champion"]
+        known_labels = list(model_details(model_name, "@champion").labels)
     except Exception:
-        choices = []
+        choices, known_labels = [], []
     with gr.Blocks(title="Speech emotion", analytics_enabled=False) as page:
         gr.Markdown("# What does the model hear?")
         gr.Markdown(header("@champion"), elem_id="model-header")
@@ -127,6 +135,13 @@ def build_page(model_name: str, *, model_url: str | None = None):
                     label="Compare with another registered version",
                     elem_id="compare",
                 )
+                labels = gr.CheckboxGroup(
+                    known_labels,
+                    label="Answer only among these labels (none ticked: every label)",
+                    info="For recordings that cannot carry some emotions, e.g. the four "
+                    "every corpus shares: angry, happy, neutral, sad.",
+                    elem_id="labels",
+                )
                 button = gr.Button("Score", variant="primary", elem_id="score")
         status = gr.Markdown(elem_id="status")
         with gr.Row():
@@ -140,7 +155,7 @@ def build_page(model_name: str, *, model_url: str | None = None):
                 other_probabilities = gr.Label(label="Probabilities", elem_id="other-probabilities")
         button.click(
             score,
-            [recording, comparison],
+            [recording, comparison, labels],
             [
                 status,
                 summary,

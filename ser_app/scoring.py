@@ -36,6 +36,8 @@ class ModelDetails:
     feature_set: str
     uar: float | None
     synthetic: bool
+    #: The labels it answers among (those its test run was scored on).
+    labels: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One line for people."""
@@ -46,10 +48,18 @@ class ModelDetails:
         )
 
 
-def request_body(audio: bytes) -> bytes:
+def request_frame(audio: bytes, labels: list[str] | None = None) -> dict[str, list]:
+    """One clip as ``dataframe_split`` columns and data; ``labels`` restrict the answer."""
+    columns, row = ["audio"], [base64.b64encode(audio).decode()]
+    if labels:
+        columns.append("labels")
+        row.append(",".join(labels))
+    return {"columns": columns, "data": [row]}
+
+
+def request_body(audio: bytes, labels: list[str] | None = None) -> bytes:
     """The JSON body ``mlflow models serve`` expects for one clip."""
-    encoded = base64.b64encode(audio).decode()
-    return json.dumps({"dataframe_split": {"columns": ["audio"], "data": [[encoded]]}}).encode()
+    return json.dumps({"dataframe_split": request_frame(audio, labels)}).encode()
 
 
 class EndpointScorer:
@@ -59,11 +69,12 @@ class EndpointScorer:
         self.url = url
         self.timeout_s = timeout_s
 
-    def score(self, audio: bytes) -> dict[str, Any]:
-        """The served answer for ``audio`` (the bytes of a file in any format it reads)."""
+    def score(self, audio: bytes, labels: list[str] | None = None) -> dict[str, Any]:
+        """The served answer for ``audio`` (the bytes of a file in any format it reads),
+        among ``labels`` only when given."""
         endpoint = self.url.rstrip("/") + "/invocations"
         request = urllib.request.Request(
-            endpoint, request_body(audio), {"Content-Type": "application/json"}
+            endpoint, request_body(audio, labels), {"Content-Type": "application/json"}
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
@@ -84,15 +95,22 @@ class RegistryScorer:
     def __init__(self, model_uri: str) -> None:
         self.model_uri = model_uri
 
-    def score(self, audio: bytes) -> dict[str, Any]:
-        """The answer of the model's pyfunc for ``audio``."""
+    def score(self, audio: bytes, labels: list[str] | None = None) -> dict[str, Any]:
+        """The answer of the model's pyfunc for ``audio``, among ``labels`` when given."""
         import mlflow
         import pandas as pd
 
+        from experiments.serving.emotion_model import takes_labels
+
         model = _load_pyfunc(self.model_uri)
-        encoded = base64.b64encode(audio).decode()
+        if labels and not takes_labels(model.metadata.get_input_schema()):
+            raise ScoringError(
+                f"{self.model_uri} was registered before models took a list of labels to "
+                "answer among; untick the labels, or train and promote a new version"
+            )
+        frame = request_frame(audio, labels)
         try:
-            row = model.predict(pd.DataFrame({"audio": [encoded]})).iloc[0]
+            row = model.predict(pd.DataFrame(frame["data"], columns=frame["columns"])).iloc[0]
         except mlflow.exceptions.MlflowException as exc:
             raise ScoringError(exc.message) from None
         return json.loads(json.dumps(row.to_dict(), default=_plain))
@@ -147,6 +165,13 @@ def model_details(model_name: str, choice: str) -> ModelDetails:
         feature_set=params.get("feature_set", "?"),
         uar=run.data.metrics.get("uar"),
         synthetic=SYNTHETIC_CORPUS in corpora,
+        labels=tuple(
+            sorted(
+                key.removeprefix("support_")
+                for key in run.data.metrics
+                if key.startswith("support_")
+            )
+        ),
     )
 
 

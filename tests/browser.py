@@ -40,8 +40,11 @@ def open_page(browser, url: str) -> None:
     WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.ID, "score"))
 
 
-def upload_and_score(browser, path: Path, *, compare: str | None = None) -> None:
-    """Upload ``path``, pick the comparison ``compare``, press Score, wait for an answer."""
+def upload_and_score(
+    browser, path: Path, *, compare: str | None = None, labels: tuple[str, ...] = ()
+) -> None:
+    """Upload ``path``, pick the comparison ``compare``, tick ``labels``, press Score and
+    wait for an answer."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -55,6 +58,10 @@ def upload_and_score(browser, path: Path, *, compare: str | None = None) -> None
             By.XPATH, f"//*[@id='compare']//label[normalize-space()='{compare}']"
         )
         option.click()
+    for label in labels:
+        browser.find_element(
+            By.XPATH, f"//*[@id='labels']//label[normalize-space()='{label}']"
+        ).click()
     browser.find_element(By.ID, "score").click()
     WebDriverWait(browser, 120).until(
         lambda d: (

@@ -106,6 +106,25 @@ def test_a_real_clip_gets_its_emotion_timeline_probabilities_and_a_comparison(
     browser.save_screenshot(str(app_url["root"] / "app.png"))
 
 
+def test_ticked_labels_are_the_only_ones_answered_among(app_url, browser, shared_data):
+    from selenium.webdriver.common.by import By
+
+    clip = sorted((shared_data / "ravdess" / "Actor_02").glob("03-01-04-*.flac"))[0]
+    open_page(browser, app_url["url"])
+    offered = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#labels label") if e.text]
+    assert {"angry", "calm", "happy", "neutral", "sad"} <= set(offered)  # the champion's labels
+    upload_and_score(browser, clip, labels=("sad", "angry"))
+
+    summary = browser.find_element(By.ID, "summary").text
+    assert "Answered among sad, angry only." in summary
+    emotion = summary.split("@champion:")[1].split("(")[0].strip()
+    assert emotion in ("sad", "angry")
+    probabilities = browser.find_element(By.ID, "probabilities").text
+    assert "sad" in probabilities and "angry" in probabilities
+    for label in ("neutral", "calm", "happy", "fearful", "disgust", "surprised"):
+        assert label not in probabilities
+
+
 def test_a_file_that_is_not_audio_shows_a_readable_message(app_url, browser, tmp_path):
     from selenium.webdriver.common.by import By
 

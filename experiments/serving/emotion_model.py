@@ -61,6 +61,15 @@ DEFAULT_MAX_DURATION_S = 600.0
 DEFAULT_MAX_SEGMENT_S = 8.0
 
 
+def takes_labels(input_schema: Any) -> bool:
+    """Whether a served model with this input schema reads the ``labels`` column.
+
+    Models registered before the column existed have a signature without it, and MLflow
+    drops columns a signature does not name: they would answer among every label.
+    """
+    return input_schema is None or LABELS_COLUMN in input_schema.input_names()
+
+
 class RequestError(MlflowException):
     """A request the model cannot answer: HTTP ``status`` with exactly ``message``.
 
