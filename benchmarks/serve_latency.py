@@ -3,12 +3,15 @@
 Run by hand (not in CI), from the repository root, on an otherwise idle machine::
 
     .venv/bin/python benchmarks/serve_latency.py --features compare2016 [--requests 100]
+    .venv/bin/python benchmarks/serve_latency.py --model ser-emotion   # a registry champion
 
-It trains one model per family on the synthetic demo corpus into a scratch MLflow store
-(fast settings; the description of a clip, not the model, dominates the cost), makes each the
-``@champion`` of its own registered model and, for a 4 s and a 30 s clip of real speech,
-prints: the pyfunc's ``predict`` called in-process (p50), the same through the scoring server
-started as ``ser serve`` starts it (one worker unless ``--workers``), sequential p50/p95/p99,
+Without ``--model`` it trains one model per family on the synthetic demo corpus into a
+scratch MLflow store (fast settings; the description of a clip, not the model, dominates the
+cost) and makes each the ``@champion`` of its own registered model; with it, the champion of
+that registered model in ``MLFLOW_TRACKING_URI`` is measured. For a 4 s and a 30 s clip of
+real speech it prints: the pyfunc's ``predict`` called in-process (p50), the same through
+the scoring server started as ``ser serve`` starts it (one worker unless ``--workers``),
+sequential p50/p95/p99 (the two measured in turns, one in-process call then one request),
 requests/s with 1, 4 and 8 concurrent clients (4 s clip), the served/in-process p50 ratio,
 and the cost of one request of 10 clips against one of 1 clip.
 """
@@ -71,13 +74,6 @@ def percentiles(latencies: list[float]) -> tuple[float, float, float]:
     return tuple(float(np.percentile(latencies, q)) for q in (50, 95, 99))  # type: ignore[return-value]
 
 
-def sequential(url: str, body: bytes, count: int) -> tuple[float, float, float]:
-    """(p50, p95, p99) ms of ``count`` requests one after the other, after a warm-up."""
-    for _ in range(3):
-        request(url, body)
-    return percentiles([request(url, body) for _ in range(count)])
-
-
 def throughput(url: str, body: bytes, count: int, clients: int) -> float:
     """Requests/s of ``count`` requests from ``clients`` concurrent threads."""
     started = time.perf_counter()
@@ -86,20 +82,31 @@ def throughput(url: str, body: bytes, count: int, clients: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def in_process_p50(name: str, clip: str, count: int) -> float:
-    """p50 ms of the champion's pyfunc ``predict`` on one clip, loaded in this process."""
+def in_process_and_served(
+    name: str, url: str, clip: str, count: int
+) -> tuple[float, tuple[float, float, float]]:
+    """In-process p50 and served (p50, p95, p99) ms of one clip, ``count`` of each, after a
+    warm-up.
+
+    The champion's pyfunc is loaded in this process, and each in-process ``predict`` is
+    followed by one request to the server: both see the same machine at the same moments,
+    so a slow spell of the machine does not land on one side of the ratio only.
+    """
     import mlflow
     import pandas as pd
 
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    frame = pd.DataFrame({"audio": [clip]})
-    model.predict(frame)
-    times = []
+    frame, body = pd.DataFrame({"audio": [clip]}), body_of([clip])
+    for _ in range(3):
+        model.predict(frame)
+        request(url, body)
+    local, served = [], []
     for _ in range(count):
         started = time.perf_counter()
         model.predict(frame)
-        times.append((time.perf_counter() - started) * 1000)
-    return float(np.median(times))
+        local.append((time.perf_counter() - started) * 1000)
+        served.append(request(url, body))
+    return float(np.median(local)), percentiles(served)
 
 
 def train_demo_models(
@@ -156,6 +163,38 @@ def make_champion(model_uri: str, name: str) -> None:
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
 
 
+def measure(label: str, name: str, uri: str, args: argparse.Namespace, workdir: Path) -> None:
+    """Serve ``models:/name@champion`` as ``ser serve`` does and print its figures."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from local_server import free_port, running
+
+    from experiments.serving.command import serve_command, serving_environment
+
+    clips = {seconds: clip_b64(workdir / "demo", seconds) for seconds in (4.0, 30.0)}
+    port = free_port()
+    with running(
+        serve_command(name, port=port, workers=args.workers),
+        env=serving_environment(uri),
+        log_path=workdir / f"{label}.log",
+        ready_url=f"http://127.0.0.1:{port}/ping",
+        timeout=240,
+    ):
+        url = f"http://127.0.0.1:{port}/invocations"
+        for seconds, clip in clips.items():
+            n = args.requests if seconds < 10 else max(10, args.requests // 5)
+            local, (p50, p95, p99) = in_process_and_served(name, url, clip, n)
+            line = (
+                f"{label:14s} {seconds:4.0f} s clip: in-process {local:7.1f} | served "
+                f"{p50:7.1f} / {p95:7.1f} / {p99:7.1f} | ratio {p50 / local:4.2f}"
+            )
+            if seconds < 10:
+                rates = [throughput(url, body_of([clip]), n, c) for c in (1, 4, 8)]
+                ten = float(np.median([request(url, body_of([clip] * 10)) for _ in range(5)]))
+                line += f" | req/s {rates[0]:5.1f} {rates[1]:5.1f} {rates[2]:5.1f}"
+                line += f" | 10 clips {ten / p50:4.2f}x"
+            print(line, flush=True)
+
+
 def main() -> None:
     import flows
 
@@ -165,51 +204,39 @@ def main() -> None:
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))
     parser.add_argument("--features", default="spectral_prosodic", help="feature set served")
     parser.add_argument("--workers", type=int, default=1, help="scoring processes")
+    parser.add_argument(
+        "--model", help="measure this registered model's @champion (MLFLOW_TRACKING_URI) instead"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ser-latency-"))
+    header = "ms: in-process p50 | served p50/p95/p99 | ratio; req/s at 1/4/8 clients (4 s clip)"
+    header += "; 10-clip request / 1-clip request"
+    if args.model:
+        import mlflow
+
+        from experiments.tracking.runs import configure_tracking
+
+        uri = configure_tracking()
+        version = mlflow.MlflowClient().get_model_version_by_alias(args.model, "champion")
+        run = mlflow.get_run(version.run_id)
+        label = run.data.tags.get("model_family", args.model)
+        features = run.data.params.get("feature_set", "?")
+        print(f"{args.model}@champion (v{version.version}, {features}), ", end="")
+        print(f"{args.workers} worker(s), {args.requests} requests per figure; {header}")
+        measure(label, args.model, uri, args, workdir)
+        return
     uri, report = train_demo_models(workdir, args.families, features=args.features)
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from local_server import free_port, running
-
-    from experiments.serving.command import serve_command, serving_environment
-
-    clips = {seconds: clip_b64(workdir / "demo", seconds) for seconds in (4.0, 30.0)}
-    count = args.requests
     print(
-        f"features {args.features}, {args.workers} worker(s), {count} requests per figure; "
-        "ms: in-process p50 | served p50/p95/p99 | ratio; req/s at 1/4/8 clients (4 s clip); "
-        "10-clip request / 1-clip request"
+        f"features {args.features}, {args.workers} worker(s), {args.requests} requests per ", end=""
     )
+    print(f"figure; {header}")
     for family in report.families:
         if family.status != "FINISHED":
             print(f"{family.family}: training failed ({family.error}); skipped")
             continue
         name = f"latency-{family.family}"
         make_champion(family.model_uri, name)
-        port = free_port()
-        with running(
-            serve_command(name, port=port, workers=args.workers),
-            env=serving_environment(uri),
-            log_path=workdir / f"{family.family}.log",
-            ready_url=f"http://127.0.0.1:{port}/ping",
-            timeout=240,
-        ):
-            url = f"http://127.0.0.1:{port}/invocations"
-            for seconds, clip in clips.items():
-                n = count if seconds < 10 else max(10, count // 5)
-                local = in_process_p50(name, clip, n)
-                p50, p95, p99 = sequential(url, body_of([clip]), n)
-                line = (
-                    f"{family.family:14s} {seconds:4.0f} s clip: in-process {local:7.1f} | served "
-                    f"{p50:7.1f} / {p95:7.1f} / {p99:7.1f} | ratio {p50 / local:4.2f}"
-                )
-                if seconds < 10:
-                    rates = [throughput(url, body_of([clip]), n, c) for c in (1, 4, 8)]
-                    ten = float(np.median([request(url, body_of([clip] * 10)) for _ in range(5)]))
-                    line += f" | req/s {rates[0]:5.1f} {rates[1]:5.1f} {rates[2]:5.1f}"
-                    line += f" | 10 clips {ten / p50:4.2f}x"
-                print(line, flush=True)
+        measure(family.family, name, uri, args, workdir)
 
 
 if __name__ == "__main__":
