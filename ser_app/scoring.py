@@ -78,7 +78,7 @@ class EndpointScorer:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return json.load(response)["predictions"][0]
+                answer = json.load(response)["predictions"][0]
         except urllib.error.HTTPError as exc:
             raise ScoringError(_server_message(exc)) from None
         except (urllib.error.URLError, OSError) as exc:
@@ -87,6 +87,14 @@ class EndpointScorer:
                 f"cannot reach the model server at {self.url} ({reason}); start it with "
                 "`ser serve` or drop --model-url to score in-process"
             ) from None
+        if labels and set(answer.get("probabilities") or {}) - set(labels):
+            # the server's signature has no labels column, so MLflow dropped it
+            raise ScoringError(
+                f"the model served at {self.url} answered among every label it knows, not "
+                "the ticked ones: it was registered before models took a list of labels; "
+                "untick the labels, or serve a newer version"
+            )
+        return answer
 
 
 class RegistryScorer:

@@ -210,3 +210,18 @@ def test_ser_predict_refuses_labels_for_a_model_that_would_ignore_them(
     answered = predict()
     assert answered.returncode == 0, answered.stdout + answered.stderr
     assert clip.name in answered.stdout
+
+    # Served over HTTP, MLflow drops the column before the model sees it: the app says so.
+    from ser_app.scoring import EndpointScorer, ScoringError
+
+    port = free_port()
+    with running(
+        serve_command("ser-before-labels", port=port),
+        env=serving_environment(app_url["uri"]),
+        log_path=tmp_path / "serve-before-labels.log",
+        ready_url=f"http://127.0.0.1:{port}/ping",
+    ):
+        scorer = EndpointScorer(f"http://127.0.0.1:{port}")
+        assert len(scorer.score(clip.read_bytes())["probabilities"]) == 8
+        with pytest.raises(ScoringError, match="registered before models took a list of labels"):
+            scorer.score(clip.read_bytes(), ["sad", "angry"])
