@@ -56,6 +56,11 @@ def clip_b64(fallback: Path, seconds: float) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def clips_of(workdir: Path) -> dict[float, str]:
+    """The 4 s and 30 s clips every figure uses, base64, by duration."""
+    return {seconds: clip_b64(workdir / "demo", seconds) for seconds in (4.0, 30.0)}
+
+
 def body_of(clips: list[str]) -> bytes:
     return json.dumps(
         {"dataframe_split": {"columns": ["audio"], "data": [[clip] for clip in clips]}}
@@ -83,19 +88,17 @@ def throughput(url: str, body: bytes, count: int, clients: int) -> float:
 
 
 def in_process_and_served(
-    name: str, url: str, clip: str, count: int
+    model: Any, url: str, clip: str, count: int
 ) -> tuple[float, tuple[float, float, float]]:
     """In-process p50 and served (p50, p95, p99) ms of one clip, ``count`` of each, after a
     warm-up.
 
-    The champion's pyfunc is loaded in this process, and each in-process ``predict`` is
-    followed by one request to the server: both see the same machine at the same moments,
-    so a slow spell of the machine does not land on one side of the ratio only.
+    ``model`` is the served champion's pyfunc loaded in this process; each in-process
+    ``predict`` is followed by one request to the server: both see the same machine at the
+    same moments, so a slow spell of the machine does not land on one side of the ratio only.
     """
-    import mlflow
     import pandas as pd
 
-    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     frame, body = pd.DataFrame({"audio": [clip]}), body_of([clip])
     for _ in range(3):
         model.predict(frame)
@@ -163,14 +166,22 @@ def make_champion(model_uri: str, name: str) -> None:
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
 
 
-def measure(label: str, name: str, uri: str, args: argparse.Namespace, workdir: Path) -> None:
-    """Serve ``models:/name@champion`` as ``ser serve`` does and print its figures."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+def measure(
+    label: str,
+    name: str,
+    uri: str,
+    clips: dict[float, str],
+    args: argparse.Namespace,
+    workdir: Path,
+) -> None:
+    """Serve ``models:/name@champion`` as ``ser serve`` does and print its figures for
+    ``clips`` (base64 audio by duration in seconds)."""
+    import mlflow
     from local_server import free_port, running
 
     from experiments.serving.command import serve_command, serving_environment
 
-    clips = {seconds: clip_b64(workdir / "demo", seconds) for seconds in (4.0, 30.0)}
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     port = free_port()
     with running(
         serve_command(name, port=port, workers=args.workers),
@@ -182,7 +193,7 @@ def measure(label: str, name: str, uri: str, args: argparse.Namespace, workdir: 
         url = f"http://127.0.0.1:{port}/invocations"
         for seconds, clip in clips.items():
             n = args.requests if seconds < 10 else max(10, args.requests // 5)
-            local, (p50, p95, p99) = in_process_and_served(name, url, clip, n)
+            local, (p50, p95, p99) = in_process_and_served(model, url, clip, n)
             line = (
                 f"{label:14s} {seconds:4.0f} s clip: in-process {local:7.1f} | served "
                 f"{p50:7.1f} / {p95:7.1f} / {p99:7.1f} | ratio {p50 / local:4.2f}"
@@ -208,6 +219,7 @@ def main() -> None:
         "--model", help="measure this registered model's @champion (MLFLOW_TRACKING_URI) instead"
     )
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # local_server
     workdir = Path(tempfile.mkdtemp(prefix="ser-latency-"))
     header = "ms: in-process p50 | served p50/p95/p99 | ratio; req/s at 1/4/8 clients (4 s clip)"
     header += "; 10-clip request / 1-clip request"
@@ -223,9 +235,10 @@ def main() -> None:
         features = run.data.params.get("feature_set", "?")
         print(f"{args.model}@champion (v{version.version}, {features}), ", end="")
         print(f"{args.workers} worker(s), {args.requests} requests per figure; {header}")
-        measure(label, args.model, uri, args, workdir)
+        measure(label, args.model, uri, clips_of(workdir), args, workdir)
         return
     uri, report = train_demo_models(workdir, args.families, features=args.features)
+    clips = clips_of(workdir)
     print(
         f"features {args.features}, {args.workers} worker(s), {args.requests} requests per ", end=""
     )
@@ -236,7 +249,7 @@ def main() -> None:
             continue
         name = f"latency-{family.family}"
         make_champion(family.model_uri, name)
-        measure(family.family, name, uri, args, workdir)
+        measure(family.family, name, uri, clips, args, workdir)
 
 
 if __name__ == "__main__":
