@@ -39,6 +39,12 @@ def predict(
     import pandas as pd
 
     from experiments.serving.command import model_uri
+    from experiments.serving.emotion_model import (
+        AUDIO_COLUMN,
+        LABELS_COLUMN,
+        SESSION_COLUMN,
+        takes_labels,
+    )
     from experiments.tracking.runs import configure_tracking
 
     configure_tracking()
@@ -55,18 +61,16 @@ def predict(
     if not readable:
         raise typer.Exit(code=2)
     # One request for every file: scored together, a bad file gets its own error.
-    frame = pd.DataFrame({"audio": [audio for _, audio in readable]})
+    frame = pd.DataFrame({AUDIO_COLUMN: [audio for _, audio in readable]})
     if session is not None:
-        frame["session"] = session
+        frame[SESSION_COLUMN] = session
     if labels is not None:
-        from experiments.serving.emotion_model import takes_labels
-
         if not takes_labels(model.metadata.get_input_schema()):
             fail(
                 f"{model_uri(model_name)} was registered before models took a `labels` column "
                 "(it would ignore --labels); train and promote a new version first"
             )
-        frame["labels"] = labels
+        frame[LABELS_COLUMN] = labels
     try:
         rows = model.predict(frame).to_dict(orient="records")
     except mlflow.exceptions.MlflowException as exc:

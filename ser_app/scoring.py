@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from experiments.serving.emotion_model import AUDIO_COLUMN, LABELS_COLUMN, takes_labels
 from experiments.tracking.registry import CHAMPION
 
 #: Corpus name of the synthetic demo speakers (``ser_features.demo_corpus``).
@@ -50,9 +51,9 @@ class ModelDetails:
 
 def request_frame(audio: bytes, labels: list[str] | None = None) -> dict[str, list]:
     """One clip as ``dataframe_split`` columns and data; ``labels`` restrict the answer."""
-    columns, row = ["audio"], [base64.b64encode(audio).decode()]
+    columns, row = [AUDIO_COLUMN], [base64.b64encode(audio).decode()]
     if labels:
-        columns.append("labels")
+        columns.append(LABELS_COLUMN)
         row.append(",".join(labels))
     return {"columns": columns, "data": [row]}
 
@@ -107,8 +108,6 @@ class RegistryScorer:
         """The answer of the model's pyfunc for ``audio``, among ``labels`` when given."""
         import mlflow
         import pandas as pd
-
-        from experiments.serving.emotion_model import takes_labels
 
         model = _load_pyfunc(self.model_uri)
         if labels and not takes_labels(model.metadata.get_input_schema()):

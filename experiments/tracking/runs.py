@@ -22,6 +22,7 @@ from mlflow.types import ColSpec, Schema
 
 from experiments.evaluation.confusion_plot import confusion_csv, plot_confusion
 from experiments.evaluation.metrics import MAIN_KEYS, EvaluationResult
+from experiments.serving.emotion_model import AUDIO_COLUMN, LABELS_COLUMN, SESSION_COLUMN
 
 #: The local tracking store: the sqlite database, artifacts and ``ser`` log files.
 DEFAULT_STORE = Path("mlruns")
@@ -131,12 +132,12 @@ def log_served_model(
     model_config: dict[str, Any] | None = None,
 ) -> str:
     """Log the audio-in pyfunc (models-from-code) holding ``predictor_dir``; returns its URI."""
-    input_example = pd.DataFrame({"audio": [example_audio_b64]})
+    input_example = pd.DataFrame({AUDIO_COLUMN: [example_audio_b64]})
     inputs = Schema(
         [
-            ColSpec("string", "audio"),
-            ColSpec("string", "session", required=False),
-            ColSpec("string", "labels", required=False),
+            ColSpec("string", AUDIO_COLUMN),
+            ColSpec("string", SESSION_COLUMN, required=False),
+            ColSpec("string", LABELS_COLUMN, required=False),
         ]
     )
     signature = ModelSignature(inputs=inputs, outputs=infer_signature(None, example_output).outputs)
