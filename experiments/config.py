@@ -11,6 +11,10 @@ Example
     name: ravdess-speaker-independent
     data:
       folders: [../shared/data/ravdess, ../shared/data/cremad]   # several corpora: union of labels
+      # folders: [calls/manifest.csv]          # or manifests (see ser_features.manifests)
+      labels:                                  # optional: map and filter the data's labels
+        map: {calm: neutral}
+        drop: [surprised]
       features: compare2016
       features_dir: data/features/ravdess-cremad
       augment: [pitch_shift, gaussian_noise]   # copies of training clips only
@@ -43,8 +47,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from experiments.evaluation.metrics import SELECTION_METRICS
 from experiments.evaluation.splits import (
@@ -57,6 +69,7 @@ from experiments.families import FAMILIES, FEATURES, OptionsError, get_family
 from experiments.training.normalisation import NORMALISATIONS
 from ser_features.augmentation import AUGMENTATIONS
 from ser_features.feature_sets import DEFAULT_FEATURE_SET, FEATURE_SETS, feature_set_parts
+from ser_features.labels import apply_label_scheme
 
 #: Every family an experiment file may name under ``trainers:`` (the registry's keys).
 FAMILY_NAMES: tuple[str, ...] = tuple(FAMILIES)
@@ -77,10 +90,44 @@ def _as_tuple(value: Any) -> Any:
     return (value,) if isinstance(value, str) else value
 
 
+class LabelsConfig(_Section):
+    """How the data's labels are mapped and filtered before training (``data.labels``).
+
+    ``map`` renames (and merges) labels, then ``drop`` removes labels, or ``keep`` keeps only
+    the ones it lists; both name labels after ``map``. Clips whose label leaves are not
+    trained or tested on; the model learns the labels that remain.
+    """
+
+    map: dict[str, str] = Field(default_factory=dict)
+    drop: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+
+    _tuples = field_validator("drop", "keep", mode="before")(_as_tuple)
+
+    @model_validator(mode="after")
+    def _drop_or_keep(self) -> LabelsConfig:
+        both = sorted(set(self.drop) & set(self.keep))
+        if both:
+            raise ValueError(f"labels {both} are both dropped and kept; name each in one list")
+        return self
+
+    def apply(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``table`` whose label remains, with their ``emotion`` mapped."""
+        if not (self.map or self.drop or self.keep):
+            return table
+        mapped = apply_label_scheme(
+            table["emotion"], rename=self.map, drop=self.drop, keep=self.keep
+        )
+        return table.assign(emotion=mapped).loc[mapped.notna()].reset_index(drop=True)
+
+
 class DataConfig(_Section):
-    """Where the audio is, which feature set describes it, where the table goes."""
+    """Where the audio is (folders or manifest files), which feature set describes it,
+    where the table goes, and how labels are mapped."""
 
     folders: tuple[str, ...] = ()
+    #: Renaming, merging and filtering of the data's labels (see :class:`LabelsConfig`).
+    labels: LabelsConfig = LabelsConfig()
     features: str = DEFAULT_FEATURE_SET
     features_dir: str = ""
     #: Augmentations whose copies of training clips join the training side of every split.

@@ -22,7 +22,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-data_app = typer.Typer(help="Get audio: the synthetic demo corpus or public corpora.")
+data_app = typer.Typer(
+    help="Get audio (the synthetic demo corpus, public corpora) and check your own."
+)
 app.add_typer(data_app, name="data")
 
 
@@ -48,7 +50,9 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "demo.yaml"
 
 @app.command()
 def extract(
-    data_dirs: list[Path] = typer.Argument(..., help="Folders of labelled audio (any corpus)."),
+    data_dirs: list[Path] = typer.Argument(
+        ..., help="Folders of labelled audio or manifests (.csv, .tsv, .jsonl, .parquet)."
+    ),
     out: Path = typer.Option(..., "--out", help="Folder for the parquet tables."),
     features: str = typer.Option(
         DEFAULT_FEATURE_SET, "--features", help=f"Feature set: {', '.join(FEATURE_SETS)}."
@@ -58,7 +62,10 @@ def extract(
         None, "--dask-address", help="Run on an existing Dask cluster (tcp://host:8786)."
     ),
 ) -> None:
-    """Describe every labelled clip in DATA_DIRS into OUT/features.parquet (cached).
+    """Describe every labelled clip of DATA_DIRS into OUT/features.parquet (cached).
+
+    DATA_DIRS are manifests, AudioFolder folders (metadata.csv), folders of a built-in
+    corpus, or folders with one sub-folder per label (see `ser data check`).
 
     A killed run resumes from its checkpoint; a second run on the same OUT refuses while
     the first is writing; a full disk stops with the previous tables intact.
@@ -66,13 +73,14 @@ def extract(
     from rich.markup import escape
 
     from flows.extract import ExtractionBusyError, extract_features
+    from ser_features.manifests import ManifestError
     from ser_features.parquet_io import TableWriteError
 
     if features not in FEATURE_SETS:
         fail(f"unknown feature set {features!r}; choose one of: {', '.join(FEATURE_SETS)}")
-    missing = [str(d) for d in data_dirs if not d.is_dir()]
+    missing = [str(d) for d in data_dirs if not d.exists()]
     if missing:
-        fail(f"not a folder: {', '.join(missing)} (pass folders of audio files)")
+        fail(f"no such folder or manifest: {', '.join(missing)}")
     flow = extract_features
     if dask_address:
         from prefect_dask import DaskTaskRunner
@@ -86,7 +94,7 @@ def extract(
                 feature_set=features,
                 workers=workers,
             )
-    except (ExtractionBusyError, TableWriteError) as exc:
+    except (ExtractionBusyError, TableWriteError, ManifestError) as exc:
         # One line however long the paths are (no wrapping), and no traceback.
         console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(code=2) from None
@@ -106,6 +114,22 @@ def data_demo(
     with console.status("synthesising demo speech..."):
         files = generate_demo_corpus(out, n_speakers=speakers)
     console.print(f"wrote {len(files)} synthetic clips to {out} (labelled synthetic_demo)")
+
+
+@data_app.command("check")
+def data_check(
+    sources: list[Path] = typer.Argument(..., help="Manifests or folders, as a run reads them."),
+    show: int = typer.Option(20, "--show", min=0, help="Problems and speakers listed at most."),
+) -> None:
+    """Print what a run would see in SOURCES (headers only, no decoding); exit 1 if it
+    would stop."""
+    from flows.data_report import print_data_check
+    from ser_features.data_check import check_sources
+
+    report = check_sources(sources)
+    print_data_check(report, show=show)
+    if report.stops_a_run:
+        raise typer.Exit(code=1)
 
 
 @data_app.command("download")
@@ -147,7 +171,9 @@ def data_download(
 @app.command()
 def train(
     config: Path = typer.Option(..., "--config", help="Experiment YAML (see experiments/)."),
-    data: list[Path] = typer.Option(None, "--data", help="Audio folders (override the config)."),
+    data: list[Path] = typer.Option(
+        None, "--data", help="Audio folders or manifests (override the config)."
+    ),
     family: list[str] = typer.Option(None, "--family", help="Only these model families."),
 ) -> None:
     """Extract features, train every configured model family, log all runs in MLflow."""
@@ -212,7 +238,9 @@ def promote(
 @app.command()
 def retrain(
     config: Path = typer.Option(..., "--config", help="Experiment YAML."),
-    data: list[Path] = typer.Option(None, "--data", help="Audio folders (override the config)."),
+    data: list[Path] = typer.Option(
+        None, "--data", help="Audio folders or manifests (override the config)."
+    ),
 ) -> None:
     """Extract new audio, train, and promote if better: what the schedule runs."""
     from flows.retrain import RetrainBusyError, retrain_flow

@@ -26,11 +26,13 @@ from rich.progress import Progress
 from flows.user_console import console
 from ser_features.augmentation import get_augmentation
 from ser_features.checkpoint import BatchCheckpoint
-from ser_features.corpora import scan_folders
+from ser_features.clip_source import clip_key
 from ser_features.extraction import ClipJob, ClipOutcome, content_digest, extract_batch
 from ser_features.feature_sets import DEFAULT_FEATURE_SET, get_feature_spec
 from ser_features.feature_table import assemble_tables, plan_from_cache, write_tables
+from ser_features.manifests import ManifestError
 from ser_features.parquet_io import TableWriteError, discard_partial_writes
+from ser_features.sources import find_clips
 
 BATCH_SIZE = 24
 LOCK_FILE = ".extract.lock"
@@ -97,18 +99,29 @@ class ExtractionSummary:
         )
 
 
-@task(name="scan-folders")
-def scan_audio_folders(data_dirs: list[str]) -> tuple[list[ClipJob], list[ClipOutcome], list]:
-    """Find labelled clips and hash their content; unreadable files are refused here."""
-    scan = scan_folders([Path(d) for d in data_dirs])
+@task(name="scan-sources")
+def scan_audio_sources(sources: list[str]) -> tuple[list[ClipJob], list[ClipOutcome], list]:
+    """Find labelled clips in folders and manifests and hash each file's content once.
+
+    Unreadable files and refused manifest rows become quarantine outcomes here.
+    """
+    scan = find_clips([Path(source) for source in sources])
     jobs: list[ClipJob] = []
-    unreadable: list[ClipOutcome] = []
+    unreadable = [ClipOutcome(where, "", reason=reason) for where, reason in scan.refused]
+    digests: dict[str, str | OSError] = {}
     for clip in scan.clips:
         path = str(clip.path.resolve())
-        try:
-            jobs.append(ClipJob(path, content_digest(path), clip.labels))
-        except OSError as exc:
-            unreadable.append(ClipOutcome(path, "", reason=f"cannot read the file: {exc}"))
+        if path not in digests:
+            try:
+                digests[path] = content_digest(path)
+            except OSError as exc:
+                digests[path] = exc
+        digest = digests[path]
+        if isinstance(digest, OSError):
+            key = clip_key(path, clip.start, clip.end)
+            unreadable.append(ClipOutcome(key, "", reason=f"cannot read the file: {digest}"))
+            continue
+        jobs.append(ClipJob(path, digest, clip.labels, start=clip.start, end=clip.end))
     skipped = [(str(path), reason) for path, reason in scan.skipped]
     return jobs, unreadable, skipped
 
@@ -246,7 +259,9 @@ def extract_features(
     on_task_runner: bool | None = None,
     augmentation: str | None = None,
 ) -> ExtractionSummary:
-    """Scan ``data_dirs``, describe new or changed clips, and write the parquet tables.
+    """Find the clips of ``data_dirs`` (folders or manifests; see
+    :func:`~ser_features.sources.find_clips`), describe new or changed clips, and write the
+    parquet tables.
 
     Clips are described in ``workers`` local processes, or, with ``on_task_runner``, as one
     task per batch on the flow's task runner (a Dask cluster through ``DaskTaskRunner``).
@@ -258,14 +273,16 @@ def extract_features(
     While another extraction writes ``out_dir`` this raises :class:`ExtractionBusyError`;
     when a table cannot be written (a full disk) it raises
     :class:`~ser_features.parquet_io.TableWriteError` and the previous tables stay as they
-    were.  Either way the flow run ends Failed with that one-line message, no traceback.
+    were; a manifest that cannot be read raises
+    :class:`~ser_features.manifests.ManifestError` before any audio is read.  Each way the
+    flow run ends Failed with that one-line message, no traceback.
     """
     try:
         with output_lock(Path(out_dir)):
             return _extract(
                 data_dirs, Path(out_dir), feature_set, workers, on_task_runner, augmentation
             )
-    except (ExtractionBusyError, TableWriteError) as exc:
+    except (ExtractionBusyError, TableWriteError, ManifestError, FileNotFoundError) as exc:
         # A Failed state rather than a raise: Prefect logs its message, not a traceback,
         # and calling the flow still raises ``exc``.
         return Failed(message=str(exc), data=exc)
@@ -287,7 +304,7 @@ def _extract(
     made_with = f"{spec.tag}+{tag}" if tag else spec.tag
     discard_partial_writes(out)  # temporary files of a killed run
     checkpoint = BatchCheckpoint(out, made_with)
-    jobs, unreadable, skipped = scan_audio_folders(data_dirs)
+    jobs, unreadable, skipped = scan_audio_sources(data_dirs)
     if augmentation:
         jobs = [replace(job, augmentation=augmentation) for job in jobs]
     plan = plan_from_cache(jobs, out, spec, augmentation=tag, checkpoint=checkpoint)

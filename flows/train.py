@@ -20,7 +20,12 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from experiments.config import ExperimentConfig, load_config
-from experiments.evaluation.splits import Split
+from experiments.evaluation.splits import (
+    SPEAKER_INDEPENDENT,
+    Split,
+    grouping_notes,
+    require_splittable_labels,
+)
 from experiments.families import CV_OVERRIDES, get_family
 from experiments.families.predictors import SESSION_SUBDIR, load_predictor, save_predictor
 from experiments.tracking.runs import (
@@ -44,6 +49,7 @@ from experiments.training.fitting import (
 )
 from flows.extract import ExtractionSummary, extract_features
 from flows.user_console import console
+from ser_features.clip_source import read_clip_bytes
 from ser_features.extraction import content_digest
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
 
@@ -146,9 +152,11 @@ def train_and_log_family(
             mlflow.log_params(_protocol_params(config, split, table))
             mlflow.log_params({"features_path": str(Path(features_path).resolve())})
             mlflow.log_params(provenance())
+            tested = table.iloc[split.test_index]
             mlflow.log_dict(
                 {
-                    "paths": table.iloc[split.test_index]["path"].tolist(),
+                    "paths": tested["path"].tolist(),
+                    "emotions": tested["emotion"].tolist(),
                     "labels": list(split.labels),
                 },
                 "split/test_paths.json",
@@ -172,7 +180,7 @@ def train_and_log_family(
                 log_evaluation(evaluation, title=f"{family} · {short}")
                 mlflow.log_metrics({**result.cv_metrics, "fit_seconds": fit_seconds})
                 _log_tables(result.trainer)
-                example = base64.b64encode(Path(test["path"].iloc[0]).read_bytes()).decode()
+                example = base64.b64encode(read_clip_bytes(test["path"].iloc[0])).decode()
                 model_uri = log_served_model(
                     predictor_dir,
                     example_audio_b64=example,
@@ -272,10 +280,15 @@ def train_models(
         feature_set=config.data.features,
     )
     features_path = Path(config.data.features_dir) / FEATURES_FILE
-    table, _, _ = read_feature_table(features_path)
+    table = training_table(config, features_path)
     augmented = augmented_copies(config)
     digest = content_digest(features_path)
     split = split_for(table, config.protocol)
+    grouping, *warnings = grouping_notes(table)
+    logger.info(grouping)
+    console.print(grouping)
+    for warning in warnings:
+        logger.warning(warning)
     chosen = families or list(config.trainers)
     reports: list[FamilyReport] = []
     with mlflow.start_run(
@@ -323,6 +336,24 @@ def train_models(
     return TrainingReport(parent.info.run_id, experiment_id, split.protocol, reports, extraction)
 
 
+def training_table(config: ExperimentConfig, features_path: Path) -> pd.DataFrame:
+    """The feature table with the config's label mapping applied, checked for a split.
+
+    Raises ``ValueError`` naming the problem when no clip remains or, for a
+    speaker-independent protocol, when a label comes from a single speaker group.
+    """
+    table, _, _ = read_feature_table(features_path)
+    table = config.data.labels.apply(table)
+    if table.empty:
+        raise ValueError(
+            f"no clips to train on in {features_path} after data.labels; check the data "
+            "(ser data check) and the label mapping"
+        )
+    if config.protocol.kind == SPEAKER_INDEPENDENT:
+        require_splittable_labels(table)
+    return table
+
+
 def _budget_note(config: ExperimentConfig, family: str) -> str:
     """``, AutoML budget N s`` for families that search for a time budget."""
     option = get_family(family).budget_option
@@ -354,7 +385,7 @@ def augmented_copies(config: ExperimentConfig) -> pd.DataFrame | None:
             augmentation=name,
         )
         copies, _, _ = read_feature_table(Path(out_dir) / FEATURES_FILE)
-        tables.append(copies)
+        tables.append(config.data.labels.apply(copies))
     return pd.concat(tables, ignore_index=True)
 
 

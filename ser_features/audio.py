@@ -21,6 +21,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from ser_features.clip_source import read_span
 from ser_features.errors import AudioError
 
 #: Below this RMS (about -80 dBFS) a clip is treated as silence.
@@ -78,8 +79,12 @@ def load_audio(
     *,
     options: LoadOptions | None = None,
     max_duration_s: float | None = None,
+    span: tuple[float, float] | None = None,
 ) -> Clip:
     """Decode ``source`` (a path or the bytes of a file) into a validated :class:`Clip`.
+
+    With ``span`` (start and end in seconds) only that part of the file ``source`` is read,
+    by seeking (see :func:`~ser_features.clip_source.read_span`).
 
     The container format is detected from the content, not the file name, so AIFF data
     behind a ``.wav`` name loads.  Raises :class:`AudioError` for empty, truncated, corrupt,
@@ -87,7 +92,10 @@ def load_audio(
     header declares it longer than that (checked before any sample is decoded).
     """
     options = options or LoadOptions()
-    data, original_rate = _decode(source, max_duration_s=max_duration_s)
+    if span is not None and not isinstance(source, bytes | bytearray):
+        data, original_rate = read_span(source, *span)
+    else:
+        data, original_rate = _decode(source, max_duration_s=max_duration_s)
     channels = data.shape[1]
     if not np.all(np.isfinite(data)):
         raise AudioError("audio contains NaN or infinite samples: the file is damaged")

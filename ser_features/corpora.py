@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ser_features.errors import AudioError
-from ser_features.labels import EMOTIONS
 
 #: Corpora whose file-name schemes are understood.
 CORPORA: tuple[str, ...] = ("ravdess", "tess", "emodb", "crema_d", "savee")
@@ -36,12 +35,20 @@ NO_CORPUS_REASON = (
 )
 
 
+#: How a clip's ``speaker`` was found, which is what speaker-independent splits group by:
+#: a named speaker, else the session (call, interview) it belongs to, else its recording.
+GROUPINGS: tuple[str, ...] = ("speaker", "session", "recording")
+
+
 @dataclass(frozen=True)
 class ClipLabels:
-    """Everything one clip's file name says about it.
+    """Everything known about one clip besides its audio.
 
-    ``speaker`` is corpus-qualified (``"ravdess_12"``) so speakers never collide across
-    corpora; ``gender``, ``intensity`` and ``statement`` are None when the corpus is silent.
+    ``emotion`` is the clip's label, any non-empty name (the built-in corpora map theirs
+    onto :data:`~ser_features.labels.EMOTIONS`). ``speaker`` is corpus-qualified
+    (``"ravdess_12"``) so speakers never collide across corpora; ``grouped_by`` says
+    whether it names a speaker, a session or only a recording (see :data:`GROUPINGS`).
+    ``gender``, ``intensity``, ``statement`` and ``session`` are None when unknown.
     """
 
     corpus: str
@@ -51,16 +58,20 @@ class ClipLabels:
     intensity: str | None = None
     statement: str | None = None
     vocal_channel: str = "speech"
+    session: str | None = None
+    grouped_by: str = "speaker"
 
     def __post_init__(self) -> None:
-        if self.emotion not in EMOTIONS:
-            raise AudioError(f"unknown emotion {self.emotion!r}: expected one of {EMOTIONS}")
-        if self.gender not in ("male", "female", None):
-            raise AudioError(f"gender must be 'male', 'female' or None, got {self.gender!r}")
+        if not isinstance(self.emotion, str) or not self.emotion.strip():
+            raise AudioError(f"a clip's label must be a non-empty name, got {self.emotion!r}")
+        if self.gender is not None and not (isinstance(self.gender, str) and self.gender):
+            raise AudioError(f"gender must be a non-empty name or None, got {self.gender!r}")
         if self.vocal_channel not in ("speech", "song"):
             raise AudioError(f"vocal_channel must be 'speech' or 'song': {self.vocal_channel!r}")
         if not self.speaker.startswith(f"{self.corpus}_"):
             raise AudioError(f"speaker {self.speaker!r} is not qualified by {self.corpus!r}")
+        if self.grouped_by not in GROUPINGS:
+            raise AudioError(f"grouped_by must be one of {GROUPINGS}, got {self.grouped_by!r}")
 
 
 # --- RAVDESS: modality-channel-emotion-intensity-statement-repetition-actor -----------------
@@ -244,18 +255,27 @@ def parse_path(path: Path | str) -> ClipLabels | None:
 # --- Scanning -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ScannedClip:
-    """An audio file and the labels read from its name."""
+    """An audio file (or the span ``start``-``end`` s of it) and its labels.
+
+    ``duration_s`` is the clip's length when it is known without decoding (a manifest row
+    whose file header was read), else None.
+    """
 
     path: Path
     labels: ClipLabels
+    start: float | None = None
+    end: float | None = None
+    duration_s: float | None = None
 
 
 @dataclass
 class ScanResult:
-    """Clips found by ``scan_folders`` and every file passed over, with the reason."""
+    """Clips found in folders or manifests, every file passed over with the reason, and the
+    manifest rows refused with theirs (``refused``: where, reason; they are quarantined)."""
 
     clips: list[ScannedClip] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
 
 def read_corpus_marker(directory: Path) -> str | None:

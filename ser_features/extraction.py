@@ -12,11 +12,14 @@ from pathlib import Path
 
 from ser_features.audio import load_audio
 from ser_features.augmentation import augment_clip, get_augmentation
+from ser_features.clip_source import clip_key, span_digest
 from ser_features.corpora import ClipLabels
 from ser_features.errors import AudioError
 from ser_features.feature_sets import get_feature_spec
 
 #: Columns of the manifest, in order; the feature table starts with the same columns.
+#: ``path`` is the clip's key (:func:`~ser_features.clip_source.clip_key`): a file, or a span
+#: of one (``start``/``end`` in seconds, NaN for whole files); ``digest`` is its cache key.
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "path",
     "digest",
@@ -27,6 +30,10 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "intensity",
     "statement",
     "vocal_channel",
+    "session",
+    "grouped_by",
+    "start",
+    "end",
     "duration_s",
     "original_sample_rate",
     "original_channels",
@@ -44,7 +51,8 @@ def content_digest(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
 
 @dataclass(frozen=True)
 class ClipJob:
-    """One file to describe: its path, its content digest and the labels from its name.
+    """One clip to describe: its file, the file's content digest, its labels, and with
+    ``start``/``end`` (seconds) the span of a longer recording it is.
 
     With ``augmentation`` (a name from :data:`~ser_features.augmentation.AUGMENTATIONS`),
     the clip is transformed before it is described; the row keeps the source's path and
@@ -55,6 +63,25 @@ class ClipJob:
     digest: str
     labels: ClipLabels
     augmentation: str | None = None
+    start: float | None = None
+    end: float | None = None
+
+    @property
+    def key(self) -> str:
+        """The clip's key: its row's ``path`` in every table."""
+        return clip_key(self.path, self.start, self.end)
+
+    @property
+    def clip_digest(self) -> str:
+        """The clip's cache key: the file's digest, with the span for a segment."""
+        return span_digest(self.digest, self.start, self.end)
+
+    @property
+    def span(self) -> tuple[float, float] | None:
+        """``(start, end)`` of a segment, None for a whole file."""
+        if self.start is None or self.end is None:
+            return None
+        return (self.start, self.end)
 
 
 @dataclass(frozen=True)
@@ -76,21 +103,24 @@ class ClipOutcome:
 def extract_clip(job: ClipJob, feature_set: str) -> ClipOutcome:
     """Load, validate and describe ``job`` with the feature set called ``feature_set``."""
     spec = get_feature_spec(feature_set)
+    key, digest = job.key, job.clip_digest
     try:
-        clip = load_audio(job.path, options=spec.load)
+        clip = load_audio(job.path, options=spec.load, span=job.span)
         if job.augmentation:
-            clip = augment_clip(clip, get_augmentation(job.augmentation), digest=job.digest)
+            clip = augment_clip(clip, get_augmentation(job.augmentation), digest=digest)
         features = spec.describe(clip)
     except AudioError as exc:
-        return ClipOutcome(job.path, job.digest, reason=str(exc))
+        return ClipOutcome(key, digest, reason=str(exc))
     except Exception as exc:  # a decoder or numeric failure must quarantine, not crash the run
         return ClipOutcome(
-            job.path, job.digest, reason=f"feature extraction failed: {type(exc).__name__}: {exc}"
+            key, digest, reason=f"feature extraction failed: {type(exc).__name__}: {exc}"
         )
     manifest = {
-        "path": job.path,
-        "digest": job.digest,
+        "path": key,
+        "digest": digest,
         **asdict(job.labels),
+        "start": job.start,
+        "end": job.end,
         "duration_s": clip.duration_s,
         "original_sample_rate": clip.original_sample_rate,
         "original_channels": clip.original_channels,

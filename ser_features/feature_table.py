@@ -126,7 +126,7 @@ def plan_from_cache(
     is reported in ``problems`` and every clip is described again; with ``checkpoint``, the
     batches an interrupted run saved are reused too.
     """
-    wanted = {(job.path, job.digest) for job in jobs}
+    wanted = {(job.key, job.clip_digest) for job in jobs}
     previous, old_quarantine, previous_rows, problems = _previous_tables(
         out_dir, spec, augmentation
     )
@@ -148,7 +148,7 @@ def plan_from_cache(
     done = set(zip(features["path"], features["digest"], strict=True)) | set(
         zip(quarantine["path"], quarantine["digest"], strict=True)
     )
-    to_extract = [job for job in jobs if (job.path, job.digest) not in done]
+    to_extract = [job for job in jobs if (job.key, job.clip_digest) not in done]
     return CachePlan(to_extract, features, quarantine, dropped, resumed, problems)
 
 
@@ -160,7 +160,7 @@ def _with_current_labels(features: pd.DataFrame, jobs: list[ClipJob]) -> pd.Data
     """
     if features.empty or not jobs:
         return features
-    current = pd.DataFrame([{"path": job.path, **asdict(job.labels)} for job in jobs])
+    current = pd.DataFrame([{"path": job.key, **asdict(job.labels)} for job in jobs])
     current = current.drop_duplicates("path").set_index("path")
     columns = [c for c in current.columns if c in features.columns]
     known = features["path"].isin(current.index)
@@ -183,7 +183,7 @@ def _previous_tables(
     features_path = out_dir / FEATURES_FILE
     if not features_path.exists():
         return no_features, no_quarantine, 0, []
-    table, problem = read_checked(features_path, required=MANIFEST_COLUMNS)
+    table, problem = read_checked(features_path, required=_EARLIER_MANIFEST_COLUMNS)
     if table is not None:
         repeated = int(table.column("path").to_pandas().duplicated().sum())
         problem = f"{repeated} paths appear twice" if repeated else ""
@@ -206,7 +206,7 @@ def _previous_tables(
     same_augmentation = meta.get(META_AUGMENTATION, b"").decode() == (augmentation or "")
     if made_with != (spec.name.encode(), str(spec.version).encode()) or not same_augmentation:
         return no_features, no_quarantine, 0, problems
-    features = table.to_pandas()
+    features = _with_manifest_columns(table.to_pandas())
     quarantine_path = out_dir / QUARANTINE_FILE
     if not quarantine_path.exists():
         return features, no_quarantine, len(features), problems
@@ -218,11 +218,27 @@ def _previous_tables(
     return features, quarantine, len(features) + len(quarantine), problems
 
 
+#: Manifest columns tables written before segments and sessions already had; the others
+#: are added to such a table (whole files, labels re-read), so it is reused, not rebuilt.
+_EARLIER_MANIFEST_COLUMNS = tuple(
+    c for c in MANIFEST_COLUMNS if c not in ("session", "grouped_by", "start", "end")
+)
+
+
+def _with_manifest_columns(features: pd.DataFrame) -> pd.DataFrame:
+    """``features`` with every manifest column, in order (missing ones empty), then features."""
+    missing = [c for c in MANIFEST_COLUMNS if c not in features.columns]
+    if not missing:
+        return features
+    features = features.assign(**dict.fromkeys(missing, None))
+    return features[list(MANIFEST_COLUMNS) + feature_columns(features)]
+
+
 def _manifest_problem(path: Path, keys) -> str:
     """Why ``manifest.parquet`` does not describe the features' ``keys``; "" when it does."""
     if not path.exists():
         return "missing"
-    manifest, problem = read_checked(path, required=MANIFEST_COLUMNS)
+    manifest, problem = read_checked(path, required=_EARLIER_MANIFEST_COLUMNS)
     if manifest is None:
         return f"damaged ({problem})"
     if not manifest.select(["path", "digest"]).equals(keys):

@@ -201,8 +201,11 @@ def test_names_that_must_not_parse(path: str) -> None:
 
 
 def test_clip_labels_are_validated_and_relabelled() -> None:
-    with pytest.raises(AudioError, match="unknown emotion"):
-        ClipLabels("tess", "tess_OAF", "female", "bored")
+    assert ClipLabels("calls", "calls_agent7", None, "frustrated").emotion == "frustrated"
+    with pytest.raises(AudioError, match="non-empty name"):
+        ClipLabels("tess", "tess_OAF", "female", "  ")
+    with pytest.raises(AudioError, match="grouped_by"):
+        ClipLabels("calls", "calls_x", None, "sad", grouped_by="room")
     with pytest.raises(AudioError, match="not qualified"):
         ClipLabels("tess", "OAF", "female", "sad")
     moved = relabel(parse_ravdess(Path("03-01-05-01-02-01-03.wav")), "synthetic_demo")

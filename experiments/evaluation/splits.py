@@ -34,7 +34,7 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
-from ser_features.labels import ordered_labels
+from ser_features.labels import ordered_labels, rare_labels
 
 SPEAKER_INDEPENDENT = "speaker_independent"
 RANDOM_STRATIFIED = "random_stratified"
@@ -125,16 +125,12 @@ def speaker_independent_split(
     else:
         if not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-        chosen = []
-        for members in _speakers_by_corpus(table, known).values():
-            n_test = min(max(1, round(test_fraction * len(members))), len(members) - 1)
-            if n_test < 1:
-                continue  # a corpus with one speaker stays on the training side
-            chosen += _balanced_choice(_speaker_genders(table, members), n_test, seed)
-        chosen = sorted(chosen)
+        chosen, draws = _covering_choice(table, speakers, known, test_fraction, seed)
         how = f"seed {seed}, gender-balanced" + (
             " within each corpus" if len(_speakers_by_corpus(table, known)) > 1 else ""
         )
+        if draws > 1:
+            how += f", drawn {draws} times to keep every label on both sides"
     is_test = np.isin(speakers, chosen)
     split = Split(
         train_index=np.flatnonzero(~is_test),
@@ -149,6 +145,80 @@ def speaker_independent_split(
     )
     assert_speaker_disjoint(table, split)
     return split
+
+
+#: How many seeded draws of test speakers are tried to find one with every label on both sides.
+COVERING_DRAWS = 64
+
+
+def _covering_choice(
+    table: pd.DataFrame, speakers: np.ndarray, known: list[str], test_fraction: float, seed: int
+) -> tuple[list[str], int]:
+    """Held-out speakers (as in :func:`speaker_independent_split`) and the number of draws.
+
+    The first draw is ``seed``'s; when it leaves a label on one side only, further seeded
+    draws are tried (up to :data:`COVERING_DRAWS`) and the first that keeps every label
+    spoken by two or more speakers on both sides is taken, else the one that keeps most.
+    """
+    by_corpus = _speakers_by_corpus(table, known)
+    emotions = _emotions(table)
+    coverable = {label for label in set(emotions) if len(set(speakers[emotions == label])) >= 2}
+    best: tuple[int, list[str], int] | None = None
+    for draw in range(COVERING_DRAWS):
+        chosen: list[str] = []
+        for members in by_corpus.values():
+            n_test = min(max(1, round(test_fraction * len(members))), len(members) - 1)
+            if n_test < 1:
+                continue  # a corpus with one speaker stays on the training side
+            genders = _speaker_genders(table, members)
+            chosen += _balanced_choice(genders, n_test, seed + 7919 * draw)
+        is_test = np.isin(speakers, chosen)
+        both = coverable & set(emotions[is_test]) & set(emotions[~is_test])
+        if best is None or len(both) > best[0]:
+            best = (len(both), sorted(chosen), draw + 1)
+        if both == coverable:
+            break
+    assert best is not None
+    return best[1], best[2]
+
+
+def require_splittable_labels(table: pd.DataFrame) -> None:
+    """Raise ``ValueError`` naming every label that comes from a single speaker group.
+
+    Such a label cannot be on both sides of a speaker-independent split: it would be
+    trained on and never tested, or tested and never learnt.
+    """
+    rare = rare_labels(_emotions(table), _speakers(table))
+    if rare:
+        listed = ", ".join(
+            f"{label!r} ({clips} clip(s), {groups} speaker group)"
+            for label, (clips, groups) in rare.items()
+        )
+        raise ValueError(
+            f"label(s) {listed}: a speaker-independent split needs each label from at least "
+            "2 speakers; add clips, merge the label into another (data.labels.map) or drop it "
+            "(data.labels.drop)"
+        )
+
+
+def grouping_notes(table: pd.DataFrame) -> list[str]:
+    """What speaker-independent splits group clips by, and a warning when it is not always
+    the speaker (sessions or recordings may share a voice across the split)."""
+    if "grouped_by" in table.columns:
+        grouped = table["grouped_by"].fillna("speaker").astype(str)
+    else:
+        grouped = pd.Series(["speaker"] * len(table))
+    counts = grouped.value_counts()
+    parts = ", ".join(f"{by} ({n} clips)" for by, n in counts.items())
+    notes = [f"splits keep clips apart by {parts}"]
+    weaker = [by for by in counts.index if by != "speaker"]
+    if weaker:
+        notes.append(
+            f"clips grouped by {' and '.join(weaker)} name no speaker: one person may be on "
+            "both sides of a split, so held-out scores may be optimistic; add a speaker "
+            "column to the manifest to rule that out"
+        )
+    return notes
 
 
 def speaker_kfold(table: pd.DataFrame, *, n_splits: int = 5, seed: int = 0) -> list[Split]:

@@ -23,6 +23,7 @@ from mlflow.exceptions import MlflowException
 
 from experiments.evaluation.metrics import evaluate
 from experiments.families.predictors import load_predictor
+from ser_features.clip_source import read_clip_bytes
 from ser_features.feature_table import feature_columns, read_feature_table
 
 CHAMPION = "champion"
@@ -113,6 +114,9 @@ def tested_clips(run: mlflow.entities.Run) -> pd.DataFrame:
     table, _, _ = read_feature_table(features_path)
     split_file = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/split/test_paths.json")
     test = table[table["path"].isin(set(split_file["paths"]))]
+    if "emotions" in split_file:  # the labels as the run saw them (after data.labels)
+        emotion_of = dict(zip(split_file["paths"], split_file["emotions"], strict=True))
+        test = test.assign(emotion=test["path"].map(emotion_of))
     labels = split_file.get("labels")
     if labels:
         test = test[test["emotion"].isin(labels)]
@@ -123,7 +127,7 @@ def tested_clips(run: mlflow.entities.Run) -> pd.DataFrame:
 
 def _score_audio(model_uri: str, paths: list[str], classes: list[str]) -> np.ndarray:
     model = mlflow.pyfunc.load_model(model_uri)
-    audio = [base64.b64encode(Path(p).read_bytes()).decode() for p in paths]
+    audio = [base64.b64encode(read_clip_bytes(p)).decode() for p in paths]
     output = model.predict(pd.DataFrame({"audio": audio}))
     failed = [
         f"{path}: {error}" for path, error in zip(paths, output["error"], strict=True) if error
@@ -141,7 +145,7 @@ def promote(parent_run_id: str, *, model_name: str, metric: str = "uar") -> Prom
     run = mlflow.get_run(candidate.run_id)
     test = tested_clips(run)
     version = str(mlflow.register_model(candidate.model_uri, model_name).version)
-    verify_version(client, model_name, version, Path(test["path"].iloc[0]))
+    verify_version(client, model_name, version, test["path"].iloc[0])
     client.set_registered_model_alias(model_name, CHALLENGER, version)
     champion = _current_champion(client, model_name)
     feature_set = run.data.params.get("feature_set", "")
@@ -187,8 +191,9 @@ def require_finished(parent_run_id: str) -> None:
         )
 
 
-def verify_version(client: MlflowClient, model_name: str, version: str, clip: Path) -> None:
-    """Load version ``version``'s files as the server will and score ``clip`` with them.
+def verify_version(client: MlflowClient, model_name: str, version: str, clip: str | Path) -> None:
+    """Load version ``version``'s files as the server will and score ``clip`` (a file, or a
+    clip key naming a span of one) with them.
 
     A version that cannot (its artifacts incomplete, its code or predictor missing) is tagged
     ``promotion.decision = rejected`` and :class:`PromotionError` is raised: no alias moves.
@@ -196,7 +201,7 @@ def verify_version(client: MlflowClient, model_name: str, version: str, clip: Pa
     source = client.get_model_version_download_uri(model_name, version)  # registry errors pass
     try:
         model = mlflow.pyfunc.load_model(source)
-        audio = base64.b64encode(clip.read_bytes()).decode()
+        audio = base64.b64encode(read_clip_bytes(str(clip))).decode()
         probabilities = model.predict(pd.DataFrame({"audio": [audio]}))["probabilities"].iloc[0]
         total = float(sum(probabilities.values()))
         if not np.isclose(total, 1.0, atol=1e-3):
