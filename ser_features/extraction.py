@@ -7,6 +7,7 @@ picklable arguments and never raises for bad audio, so one broken file cannot st
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -119,13 +120,13 @@ def extract_clip(job: ClipJob, feature_set: str) -> ClipOutcome:
         "path": key,
         "digest": digest,
         **asdict(job.labels),
-        "start": job.start,
-        "end": job.end,
+        "start": math.nan if job.start is None else job.start,
+        "end": math.nan if job.end is None else job.end,
         "duration_s": clip.duration_s,
         "original_sample_rate": clip.original_sample_rate,
         "original_channels": clip.original_channels,
     }
-    return ClipOutcome(job.path, job.digest, manifest=manifest, features=features)
+    return ClipOutcome(key, digest, manifest=manifest, features=features)
 
 
 def extract_batch(jobs: list[ClipJob], feature_set: str) -> list[ClipOutcome]:

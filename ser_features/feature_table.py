@@ -132,7 +132,9 @@ def plan_from_cache(
     )
     features = previous.loc[_still_present(previous, wanted)]
     quarantine = old_quarantine.loc[_still_present(old_quarantine, wanted)]
-    dropped = previous_rows - len(features) - len(quarantine)
+    # Refusals made before any audio was read (no digest) are made again by every scan.
+    rescanned = int((old_quarantine["digest"].astype(str) == "").sum())
+    dropped = previous_rows - len(features) - len(quarantine) - rescanned
     resumed = 0
     if checkpoint is not None:
         saved = checkpoint.load(wanted)

@@ -21,7 +21,7 @@ def test_every_command_has_help():
 def test_extract_names_a_missing_folder_and_an_unknown_feature_set(tmp_path):
     missing = runner.invoke(app, ["extract", str(tmp_path / "nope"), "--out", str(tmp_path)])
     assert missing.exit_code == 2
-    assert "not a folder" in missing.output
+    assert "no such folder or manifest" in missing.output
     unknown = runner.invoke(
         app, ["extract", str(tmp_path), "--out", str(tmp_path), "--features", "x"]
     )
