@@ -13,6 +13,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,20 @@ EMOTION_COLOURS: dict[str, str] = dict(
         strict=True,
     )
 )
-_OTHER_COLOUR = "#212121"
+#: Colours for a data's own labels (``frustrated``, ``joy``), chosen by the label's name.
+_OWN_LABEL_COLOURS: tuple[str, ...] = (
+    "#00897b", "#c0ca33", "#5e35b1", "#d81b60", "#3949ab", "#f4511e", "#7cb342",
+    "#00acc1", "#ffb300", "#546e7a", "#8d6e63", "#ec407a",
+)  # fmt: skip
 
 
 def emotion_colour(emotion: str) -> str:
-    """The colour of ``emotion`` (a dark grey for labels outside the project's list)."""
-    return EMOTION_COLOURS.get(emotion, _OTHER_COLOUR)
+    """The colour of ``emotion``: fixed for the canonical emotions, and for any other label
+    one of a palette picked by its name, so it is the same in every picture."""
+    if emotion in EMOTION_COLOURS:
+        return EMOTION_COLOURS[emotion]
+    index = int.from_bytes(hashlib.blake2b(emotion.encode(), digest_size=2).digest(), "big")
+    return _OWN_LABEL_COLOURS[index % len(_OWN_LABEL_COLOURS)]
 
 
 def speech_time_shares(answer: dict[str, Any]) -> dict[str, float]:

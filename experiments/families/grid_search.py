@@ -67,6 +67,10 @@ class SpeakerGridSearchTrainer(BaseEstimator):
         """Settings that are not searched, for :meth:`params`."""
         return {}
 
+    def _fit_params(self, labels: np.ndarray) -> dict[str, Any]:
+        """Extra arguments of the pipeline's ``fit`` (e.g. class-balancing sample weights)."""
+        return {}
+
     def _grid(self) -> dict[str, list[Any]]:
         grid = self.default_grid if self.param_grid is None else self.param_grid
         return {key.removeprefix(f"{self.step}__"): list(values) for key, values in grid.items()}
@@ -85,27 +89,39 @@ class SpeakerGridSearchTrainer(BaseEstimator):
         )
         pipeline = Pipeline([("scaler", StandardScaler()), (self.step, self._classifier())])
         grid = {f"{self.step}__{key}": values for key, values in self._grid().items()}
+        fit_params = self._fit_params(labels)
         if len(ParameterGrid(grid)) == 1:
             # nothing to choose: fit the one candidate without tuning folds
-            self._fit_single(pipeline, next(iter(ParameterGrid(grid))), frame, labels)
+            self._fit_single(pipeline, next(iter(ParameterGrid(grid))), frame, labels, fit_params)
         else:
-            self._fit_search(pipeline, grid, frame, labels)
+            self._fit_search(pipeline, grid, frame, labels, fit_params)
         # Column order of the fitted network (sorted labels) -> canonical ``classes_`` order.
         fitted = [str(c) for c in self.pipeline_.classes_]
         self._column_order_ = [fitted.index(label) for label in self.classes_]
         return self
 
     def _fit_single(
-        self, pipeline: Pipeline, params: dict[str, Any], frame: pd.DataFrame, labels: np.ndarray
+        self,
+        pipeline: Pipeline,
+        params: dict[str, Any],
+        frame: pd.DataFrame,
+        labels: np.ndarray,
+        fit_params: dict[str, Any],
     ) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self.pipeline_ = pipeline.set_params(**params).fit(_values(frame), labels)
+            pipeline = pipeline.set_params(**params)
+            self.pipeline_ = pipeline.fit(_values(frame), labels, **fit_params)
         self.best_params_ = {key.removeprefix(f"{self.step}__"): v for key, v in params.items()}
         self.cv_results_ = {"n_candidates": 1, "n_splits": 0}
 
     def _fit_search(
-        self, pipeline: Pipeline, grid: dict[str, list], frame: pd.DataFrame, labels: np.ndarray
+        self,
+        pipeline: Pipeline,
+        grid: dict[str, list],
+        frame: pd.DataFrame,
+        labels: np.ndarray,
+        fit_params: dict[str, Any],
     ) -> None:
         search = GridSearchCV(
             pipeline,
@@ -118,7 +134,7 @@ class SpeakerGridSearchTrainer(BaseEstimator):
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            search.fit(_values(frame), labels)
+            search.fit(_values(frame), labels, **fit_params)
         self.pipeline_ = search.best_estimator_
         self.best_params_ = {
             key.removeprefix(f"{self.step}__"): value for key, value in search.best_params_.items()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.neural_network import MLPClassifier
+from sklearn.utils.class_weight import compute_sample_weight
 
 from experiments.families.grid_search import (
     GridSearchOptions,
@@ -28,7 +30,9 @@ _STEP = "mlp"
 
 
 class SklearnMLPTrainer(SpeakerGridSearchTrainer):
-    """``StandardScaler`` + ``MLPClassifier`` (early stopping on 10% of its training part)."""
+    """``StandardScaler`` + ``MLPClassifier`` (early stopping on 10% of its training part),
+    each clip weighted inversely to its label's frequency, so a majority label does not
+    swallow the rest."""
 
     family = "sklearn_mlp"
     step = _STEP
@@ -38,7 +42,10 @@ class SklearnMLPTrainer(SpeakerGridSearchTrainer):
         return MLPClassifier(max_iter=self.max_iter, early_stopping=True, random_state=self.seed)
 
     def _fixed_params(self) -> dict[str, Any]:
-        return {"early_stopping": True}
+        return {"early_stopping": True, "class_weight": "balanced"}
+
+    def _fit_params(self, labels: np.ndarray) -> dict[str, Any]:
+        return {f"{_STEP}__sample_weight": compute_sample_weight("balanced", labels)}
 
 
 FAMILY = ModelFamily(
