@@ -13,8 +13,8 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,20 +42,22 @@ EMOTION_COLOURS: dict[str, str] = dict(
         strict=True,
     )
 )
-#: Colours for a data's own labels (``frustrated``, ``joy``), chosen by the label's name.
+#: Colours for a data's own labels (``frustrated``, ``joy``), given out in name order.
 _OWN_LABEL_COLOURS: tuple[str, ...] = (
     "#00897b", "#c0ca33", "#5e35b1", "#d81b60", "#3949ab", "#f4511e", "#7cb342",
     "#00acc1", "#ffb300", "#546e7a", "#8d6e63", "#ec407a",
 )  # fmt: skip
 
 
-def emotion_colour(emotion: str) -> str:
-    """The colour of ``emotion``: fixed for the canonical emotions, and for any other label
-    one of a palette picked by its name, so it is the same in every picture."""
-    if emotion in EMOTION_COLOURS:
-        return EMOTION_COLOURS[emotion]
-    index = int.from_bytes(hashlib.blake2b(emotion.encode(), digest_size=2).digest(), "big")
-    return _OWN_LABEL_COLOURS[index % len(_OWN_LABEL_COLOURS)]
+def label_colours(labels: Iterable[str]) -> dict[str, str]:
+    """A colour for each of a model's ``labels``: the canonical emotions keep theirs, the
+    others get the palette's colours in name order (the same labels, the same colours)."""
+    labels = list(labels)
+    own = sorted(label for label in set(labels) if label not in EMOTION_COLOURS)
+    colours = {label: EMOTION_COLOURS[label] for label in labels if label in EMOTION_COLOURS}
+    for number, label in enumerate(own):
+        colours[label] = _OWN_LABEL_COLOURS[number % len(_OWN_LABEL_COLOURS)]
+    return colours
 
 
 def speech_time_shares(answer: dict[str, Any]) -> dict[str, float]:
@@ -84,6 +86,7 @@ def plot_timeline(
     title : heading; by default the overall emotion and its confidence.
     path : where to save the picture as PNG, if given.
     """
+    colour = label_colours(answer["probabilities"])
     figure = Figure(figsize=(10, 6.2), layout="constrained")
     wave, timeline, bars = figure.subplots(3, 1, gridspec_kw={"height_ratios": [2.2, 1.3, 1.6]})
     times = np.arange(len(samples)) / sample_rate
@@ -93,7 +96,7 @@ def plot_timeline(
         wave.axvspan(
             segment["start"],
             segment["end"],
-            color=emotion_colour(segment["emotion"]),
+            color=colour[segment["emotion"]],
             alpha=0.35,
             linewidth=0,
         )
@@ -103,7 +106,7 @@ def plot_timeline(
     wave.set_title(title or f"{answer['emotion']} ({answer['confidence']:.0%} overall)")
     present = sorted({s["emotion"] for s in answer["segments"]}, key=_order)
     wave.legend(
-        handles=[Patch(color=emotion_colour(e), alpha=0.6, label=e) for e in present],
+        handles=[Patch(color=colour[e], alpha=0.6, label=e) for e in present],
         loc="upper right",
         fontsize=8,
         ncols=min(4, max(1, len(present))),
@@ -115,7 +118,7 @@ def plot_timeline(
             segment["end"] - segment["start"],
             left=segment["start"],
             height=0.8,
-            color=emotion_colour(segment["emotion"]),
+            color=colour[segment["emotion"]],
             alpha=0.3 + 0.7 * segment["confidence"],
         )
         timeline.text(
@@ -132,7 +135,7 @@ def plot_timeline(
 
     labels = sorted(answer["probabilities"], key=_order)
     values = [answer["probabilities"][label] for label in labels]
-    bars.bar(labels, values, color=[emotion_colour(label) for label in labels])
+    bars.bar(labels, values, color=[colour[label] for label in labels])
     bars.set_ylim(0, 1)
     bars.set_ylabel("probability")
     for position, value in enumerate(values):

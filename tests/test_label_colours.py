@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from ser_app.timeline_plot import EMOTION_COLOURS, emotion_colour
+from ser_app.timeline_plot import EMOTION_COLOURS, label_colours
 
 
-def test_own_labels_are_coloured_by_name_and_canonical_ones_keep_theirs():
-    assert emotion_colour("angry") == EMOTION_COLOURS["angry"]
-    own = {label: emotion_colour(label) for label in ("frustrated", "satisfied", "anger", "joy")}
-    assert own == {label: emotion_colour(label) for label in own}  # the same every time
-    assert len(set(own.values())) >= 3  # told apart (a palette, so two may share)
-    assert not set(own.values()) & set(EMOTION_COLOURS.values())
+def test_own_labels_get_distinct_colours_and_canonical_ones_keep_theirs():
+    labels = ["anger", "joy", "frustrated", "satisfied", "neutral", "sorrow"]
+    colours = label_colours(labels)
+    assert colours["neutral"] == EMOTION_COLOURS["neutral"]
+    own = [colours[label] for label in labels if label != "neutral"]
+    assert len(set(own)) == len(own)  # every own label told apart
+    assert not set(own) & set(EMOTION_COLOURS.values())
+    assert label_colours(reversed(labels)) == colours  # the same labels, the same colours
