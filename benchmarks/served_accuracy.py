@@ -1,4 +1,5 @@
-"""Accuracy of the served champion on folders of labelled speech, scored as a user would.
+"""Accuracy of the served champion on labelled speech (folders or manifests), scored as a user
+would.
 
 Run by hand (not in CI), from the repository root, after ``ser train`` and ``ser promote``::
 
@@ -29,16 +30,23 @@ from pathlib import Path
 
 from sklearn.metrics import balanced_accuracy_score
 
-from ser_features.corpora import scan_folders
+from ser_features.clip_source import clip_key, read_clip_bytes
+from ser_features.corpora import ScannedClip
 from ser_features.labels import SHARED_BY_EVERY_CORPUS as FOUR_CLASSES
+from ser_features.sources import find_clips
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SAMPLES = (SHARED / "tess_sample", SHARED / "emodb_sample")
 
 
-def post(url: str, paths: list[Path], labels: str | None = None) -> list[dict]:
-    """The served answers for ``paths``, one request (each row asking for ``labels``)."""
-    rows = [[base64.b64encode(path.read_bytes()).decode(), labels] for path in paths]
+def clip_bytes(clip: ScannedClip) -> bytes:
+    """The audio of a clip as a file's bytes (a segment is cut out of its recording)."""
+    return read_clip_bytes(clip_key(str(clip.path), clip.start, clip.end))
+
+
+def post(url: str, clips: list[ScannedClip], labels: str | None = None) -> list[dict]:
+    """The served answers for ``clips``, one request (each row asking for ``labels``)."""
+    rows = [[base64.b64encode(clip_bytes(clip)).decode(), labels] for clip in clips]
     columns = ["audio", "labels"]
     body = json.dumps({"dataframe_split": {"columns": columns, "data": rows}}).encode()
     call = urllib.request.Request(url, body, {"Content-Type": "application/json"})
@@ -50,15 +58,15 @@ def score_folder(
     url: str, folder: Path, batch: int, known: list[str], among_folder_labels: bool
 ) -> dict[str, str]:
     """One results line: UAR, 4-class UAR, errors and served ms per clip for ``folder``."""
-    clips = scan_folders(folder).clips
+    clips = find_clips(folder).clips
     if not clips:
-        sys.exit(f"no labelled clips under {folder}")
+        sys.exit(f"no labelled clips in {folder}")
     present = {clip.labels.emotion for clip in clips}
     asked = ",".join(label for label in known if label in present) if among_folder_labels else None
     started = time.perf_counter()
     answers = []
     for first in range(0, len(clips), batch):
-        answers += post(url, [clip.path for clip in clips[first : first + batch]], asked)
+        answers += post(url, clips[first : first + batch], asked)
     ms_per_clip = 1000 * (time.perf_counter() - started) / len(clips)
     good = [(c.labels.emotion, a) for c, a in zip(clips, answers, strict=True) if not a["error"]]
     truth = [label for label, _ in good if label in known]
@@ -117,7 +125,7 @@ def main() -> None:
         timeout=240,
     ):
         url = f"http://127.0.0.1:{port}/invocations"
-        first = scan_folders(args.folders[0]).clips[0].path
+        first = find_clips(args.folders[0]).clips[0]
         known = list(post(url, [first])[0]["probabilities"])  # every label the model learnt
         rows = [
             score_folder(url, folder, args.batch, known, args.among_folder_labels)
