@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
+from experiments.evaluation.splits import grouping_notes
 from flows.user_console import console
 from ser_features.data_check import DataCheck
 
@@ -22,8 +23,10 @@ def print_data_check(report: DataCheck, *, show: int = 20) -> None:
             f"files, {hours:.2f} h of audio, corpora: {corpora}, "
             f"{clips['label'].nunique()} labels, {clips['group'].nunique()} speaker groups"
         )
-        groupings = ", ".join(f"{by} ({n} clips)" for by, n in report.groupings().items())
-        console.print(f"splits keep apart clips by {groupings}")
+        grouping, *warnings = grouping_notes(clips)
+        console.print(grouping)
+        for warning in warnings:
+            console.print(f"[yellow]warning:[/] {escape(warning)}")
         console.print(_label_table(report))
         console.print(_speaker_table(report, show))
     for title, rows in (
@@ -50,7 +53,7 @@ def _label_table(report: DataCheck) -> Table:
         clips=("file", "size"), hours=("duration_s", "sum"), speakers=("group", "nunique")
     )
     table = Table(title="clips per label")
-    for column in ("label", "clips", "share", "speakers", "minutes"):
+    for column in ("label", "clips", "share", "speaker groups", "minutes"):
         table.add_column(column, justify="left" if column == "label" else "right")
     for label, row in per_label.sort_values("clips", ascending=False).iterrows():
         table.add_row(

@@ -48,10 +48,6 @@ class DataCheck:
         """Number of clips of each label, most frequent first."""
         return self.clips["label"].value_counts().to_dict() if len(self.clips) else {}
 
-    def groupings(self) -> dict[str, int]:
-        """Clips grouped by speaker, session or recording (what splits keep apart)."""
-        return self.clips["grouped_by"].value_counts().to_dict() if len(self.clips) else {}
-
 
 def check_sources(sources: Iterable[str | Path]) -> DataCheck:
     """Check every source as a run would read it; problems are reported, never raised."""
