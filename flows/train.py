@@ -245,6 +245,7 @@ def _protocol_params(config: ExperimentConfig, split: Split, table: pd.DataFrame
             "normalise": config.data.normalise,
             "balance_corpora": config.data.balance_corpora,
             "corpora": ",".join(sorted(set(table["corpus"].astype(str)))),
+            "grouping": grouping_notes(table)[0],
             "n_train": len(split.train_index),
             "n_test": len(split.test_index),
         }

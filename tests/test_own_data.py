@@ -134,6 +134,8 @@ def test_training_learns_the_data_own_labels_from_three_layouts(own):
     assert report.extraction.quarantined == 2  # the two bad manifest rows
     run = MlflowClient().get_run(family.run_id)
     assert set(run.data.params["corpora"].split(",")) == {"calls", "studio", "phone"}
+    assert run.data.params["grouping"].startswith("splits keep clips apart by speaker (")
+    assert "recording (56 clips)" in run.data.params["grouping"]
     labels = MlflowClient().download_artifacts(family.run_id, "split/test_paths.json")
     split = pd.read_json(labels, typ="series")
     assert set(split["labels"]) == LABELS
