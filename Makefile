@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INSTALL_LOG := $(VENV)/install.log
 
-.PHONY: install demo test lint clean lock
+.PHONY: install demo test docs lint clean lock
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11" >&2; exit 1; }
@@ -30,13 +30,19 @@ demo: install
 
 test: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ruff check .
+	$(MAKE) --no-print-directory docs
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
+
+# The documentation site (docs/, mkdocs.yml): broken links, missing pages or a reference that
+# cannot be generated fail the build.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) data mlruns/mlflow.db mlruns/artifacts
+	rm -rf $(VENV) data site mlruns/mlflow.db mlruns/artifacts
 
 # Re-resolve pyproject.toml and rewrite requirements.lock (exact versions and hashes).
 lock:

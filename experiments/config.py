@@ -98,9 +98,14 @@ class LabelsConfig(_Section):
     trained or tested on; the model learns the labels that remain.
     """
 
-    map: dict[str, str] = Field(default_factory=dict)
-    drop: tuple[str, ...] = ()
-    keep: tuple[str, ...] = ()
+    map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Renames labels; several names may map onto one (`{calm: neutral}`).",
+    )
+    drop: tuple[str, ...] = Field((), description="Labels (after `map`) whose clips leave.")
+    keep: tuple[str, ...] = Field(
+        (), description="If given, only these labels (after `map`) stay; the others leave."
+    )
 
     _tuples = field_validator("drop", "keep", mode="before")(_as_tuple)
 
@@ -125,17 +130,34 @@ class DataConfig(_Section):
     """Where the audio is (folders or manifest files), which feature set describes it,
     where the table goes, and how labels are mapped."""
 
-    folders: tuple[str, ...] = ()
-    #: Renaming, merging and filtering of the data's labels (see :class:`LabelsConfig`).
-    labels: LabelsConfig = LabelsConfig()
-    features: str = DEFAULT_FEATURE_SET
-    features_dir: str = ""
-    #: Augmentations whose copies of training clips join the training side of every split.
-    augment: tuple[str, ...] = ()
-    #: Standardisation fitted on the training side (see :mod:`experiments.training.normalisation`).
-    normalise: str = "none"
-    #: Repeat the training clips of smaller corpora so every corpus weighs about the same.
-    balance_corpora: bool = False
+    folders: tuple[str, ...] = Field(
+        (),
+        description="Folders of audio or manifest files (.csv, .tsv, .jsonl, .parquet); "
+        "several sources train on the union of their labels.",
+    )
+    labels: LabelsConfig = Field(
+        LabelsConfig(), description="Renaming, merging and filtering of the data's labels."
+    )
+    features: str = Field(
+        DEFAULT_FEATURE_SET,
+        description="Feature set describing every clip; join several with `+`.",
+    )
+    features_dir: str = Field(
+        "", description="Folder of the parquet tables (default `data/features/<name>`)."
+    )
+    augment: tuple[str, ...] = Field(
+        (),
+        description="Augmentations whose copies of training clips join the training side.",
+    )
+    normalise: str = Field(
+        "none",
+        description="Standardisation fitted on the training side: "
+        + ", ".join(f"`{n}`" for n in NORMALISATIONS)
+        + ".",
+    )
+    balance_corpora: bool = Field(
+        False, description="Repeat smaller corpora's training clips so each weighs the same."
+    )
 
     _tuples = field_validator("folders", "augment", mode="before")(_as_tuple)
 
@@ -174,15 +196,26 @@ class DataConfig(_Section):
 class ProtocolConfig(_Section):
     """How clips are split between training and test (speakers disjoint by default)."""
 
-    kind: str = SPEAKER_INDEPENDENT
-    test_speakers: tuple[str, ...] | None = None
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    cv_folds: int = Field(0, ge=0)
-    seed: int = 0
-    #: ``cross_corpus``: the corpora trained and tested on.
-    train_corpora: tuple[str, ...] = ()
-    #: ``cross_corpus`` and ``leave_one_corpus_out``: the corpora held out.
-    test_corpora: tuple[str, ...] = ()
+    kind: str = Field(
+        SPEAKER_INDEPENDENT,
+        description="Split protocol: " + ", ".join(f"`{p}`" for p in PROTOCOLS) + ".",
+    )
+    test_speakers: tuple[str, ...] | None = Field(
+        None, description="Speakers held out (corpus-qualified ids); else a seeded draw."
+    )
+    test_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Share of each corpus's speakers held out."
+    )
+    cv_folds: int = Field(
+        0, ge=0, description="Speaker folds for cross-validated metrics (0: none)."
+    )
+    seed: int = Field(0, description="Seeds the held-out draw, the folds and the trainers.")
+    train_corpora: tuple[str, ...] = Field(
+        (), description="`cross_corpus`: the corpora trained on."
+    )
+    test_corpora: tuple[str, ...] = Field(
+        (), description="`cross_corpus` and `leave_one_corpus_out`: the corpora tested on."
+    )
 
     _tuples = field_validator("train_corpora", "test_corpora", mode="before")(_as_tuple)
 
@@ -202,22 +235,32 @@ class ProtocolConfig(_Section):
 class TrackingConfig(_Section):
     """Which MLflow experiment the runs go to."""
 
-    experiment: str = "ser"
+    experiment: str = Field("ser", description="MLflow experiment the runs go to.")
 
 
 class RegistryConfig(_Section):
     """The registered model's name and the metric that picks the best family and promotes."""
 
-    model_name: str = "ser-emotion"
-    metric: Literal[SELECTION_METRICS] = "uar"  # type: ignore[valid-type]
+    model_name: str = Field("ser-emotion", description="Registered model name in MLflow.")
+    metric: Literal[SELECTION_METRICS] = Field(  # type: ignore[valid-type]
+        "uar", description="Picks the best family of a run and decides promotion."
+    )
 
 
 class ServingConfig(_Section):
     """What the served model does with requests (saved with the model as its model_config)."""
 
-    max_duration_s: float = Field(600.0, gt=0)
-    max_segment_s: float = Field(8.0, gt=0)
-    session_model: tuple[str, ...] = ()
+    max_duration_s: float = Field(
+        600.0, gt=0, description="Longer requests get HTTP 400 before decoding."
+    )
+    max_segment_s: float = Field(
+        8.0, gt=0, description="Longer recordings are split at pauses into segments."
+    )
+    session_model: tuple[str, ...] = Field(
+        (),
+        description="Families that also learn a speaker-normalised companion, used for "
+        "requests whose rows name a `session`.",
+    )
 
     _tuples = field_validator("session_model", mode="before")(_as_tuple)
 
@@ -230,17 +273,21 @@ class ServingConfig(_Section):
         }
 
 
-class _File(_Section):
+class ExperimentFile(_Section):
     """The top level of an experiment file."""
 
-    name: str | None = None
-    description: str | None = None
-    data: DataConfig = DataConfig()
-    protocol: ProtocolConfig = ProtocolConfig()
-    trainers: dict[str, dict[str, Any] | None] | None = None
-    tracking: TrackingConfig = TrackingConfig()
-    registry: RegistryConfig = RegistryConfig()
-    serving: ServingConfig = ServingConfig()
+    name: str | None = Field(None, description="Experiment name (default: the file stem).")
+    description: str | None = Field(None, description="Free text for people.")
+    data: DataConfig = Field(DataConfig(), description="Audio, features and labels.")
+    protocol: ProtocolConfig = Field(ProtocolConfig(), description="How clips are split.")
+    trainers: dict[str, dict[str, Any] | None] | None = Field(
+        None,
+        description="Model families to train, each with its options (all default families "
+        "when absent).",
+    )
+    tracking: TrackingConfig = Field(TrackingConfig(), description="MLflow tracking.")
+    registry: RegistryConfig = Field(RegistryConfig(), description="Registry and promotion.")
+    serving: ServingConfig = Field(ServingConfig(), description="What the served model does.")
 
 
 class ExperimentConfig(_Section):
@@ -282,7 +329,7 @@ def parse_config(raw: dict[str, Any], *, source: str | None = None) -> Experimen
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping at the top, got {type(raw).__name__}")
     try:
-        parsed = _File.model_validate(raw)
+        parsed = ExperimentFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{where}: {_describe(exc)}") from None
     name = parsed.name or Path(source or "experiment").stem
@@ -380,7 +427,7 @@ def _describe(exc: ValidationError) -> str:
 
 
 def _allowed_keys(location: list[str]) -> list[str]:
-    model: type[BaseModel] = _File
+    model: type[BaseModel] = ExperimentFile
     for part in location:
         annotation = model.model_fields[part].annotation
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):

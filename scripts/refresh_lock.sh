@@ -24,7 +24,7 @@ pip="$work/venv/bin/pip"
 echo "hashing $(wc -l <"$work/pins.txt") pinned distributions..."
 SSL_CERT_FILE="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" \
   "$work/venv/bin/uv" pip compile "$work/pins.txt" --no-deps --generate-hashes \
-  --python-version 3.11 --no-header --quiet -o "$work/requirements.lock"
+  --python "$work/venv/bin/python" --no-header --quiet -o "$work/requirements.lock"
 {
   echo "# Every distribution the project installs, at the version CI tested, with hashes."
   echo "# Installed by make (pip install --require-hashes --no-deps); torch comes first, separately."

@@ -300,20 +300,3 @@ def test_a_manifest_beside_its_audio_can_move_with_it(calls, tmp_path):
     write_csv(calls / "m.csv", "path,label,speaker\ncall_0001.wav,sad,a\ncall_0002.wav,joy,b\n")
     moved = shutil.copytree(calls, tmp_path / "elsewhere")
     assert [c.path.parent for c in read_manifest(moved / "m.csv").clips] == [moved, moved]
-
-
-def test_the_readme_examples_are_a_valid_manifest_and_experiment_file(tmp_path):
-    import yaml
-
-    from experiments.config import parse_config
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("## Your own data") :]
-    csv_text = section[section.index("```csv\n") + 7 :].split("```", 1)[0]
-    tone(tmp_path / "calls" / "0001.wav", 30.0)
-    rows = read_manifest(write_csv(tmp_path / "calls.csv", csv_text))
-    assert [c.labels.emotion for c in rows.clips] == ["frustrated", "neutral"]
-    assert [reason.split(":")[0] for _, reason in rows.refused] == ["audio file not found"] * 2
-    yaml_text = section[section.index("# my_calls.yaml") :].split("```", 1)[0]
-    config = parse_config(yaml.safe_load(yaml_text))
-    assert config.data.folders == ("calls.csv",) and config.data.labels.drop == ("unclear",)
