@@ -30,7 +30,7 @@ from ser_features.feature_sets import get_feature_spec
 NO_COMPARISON = "(none)"
 SYNTHETIC_WARNING = (
     "⚠️ **This model was trained on the synthetic demo corpus.** Its answers on real speech "
-    "say nothing; train it on real recordings first (README: *Using it on real speech*)."
+    "say nothing; train it on real recordings first (docs/getting-started.md)."
 )
 
 

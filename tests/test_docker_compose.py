@@ -1,7 +1,7 @@
 """Static checks of the container deployment (docker/): no container engine needed, and fast.
 
 The images are built and the stack is started by hand with scripts/container_smoke.sh
-(docker/README.md has its measured runs); these tests check, on every CI run and without
+(docs/containers.md has its measured runs); these tests check, on every CI run and without
 building anything, what can be checked without an engine: the compose file's structure, that
 the services agree with each other (hosts, ports, credentials, bucket, pool and deployment
 names), that every file the Dockerfiles and compose files refer to exists and is sent in the

@@ -131,7 +131,7 @@ SPECTRAL_PROSODIC = FeatureSpec(
 #: are measured from its loudest bin with a 60 dB range. No descriptor then depends on the
 #: recording gain, and pauses look alike whether a studio left digital silence or room
 #: noise. On RAVDESS + CREMA-D this costs little in-corpus UAR and lifts the cross-corpus
-#: samples (README, "Generalisation").
+#: samples (docs/evaluation.md, the ablation table of the shipped champion).
 SPECTRAL_PROSODIC_LEVELLED = FeatureSpec(
     name="spectral_prosodic_levelled",
     version=1,
