@@ -5,7 +5,9 @@
 alias yet (a fresh stack has no champion until the first ``ser promote`` or retrain), and a
 restart loop would hammer the tracking server.  This waits, polling the registry named by
 ``MLFLOW_TRACKING_URI`` every ``SER_CHAMPION_POLL_SECONDS`` (30), then execs the command.
-Commands without a ``models:/NAME@ALIAS`` URI are run straight away.
+Commands without a ``models:/NAME@ALIAS`` URI are run straight away. With one, the served
+model follows that alias (``SER_FOLLOW_MODEL``): a promotion or rollback is served without a
+restart.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def main(argv: list[str]) -> None:
     target = model_alias(argv)
     if target is not None:
         wait_for_alias(*target, float(os.environ.get("SER_CHAMPION_POLL_SECONDS", "30")))
+        # the served model then follows the alias (experiments.serving.alias_follower)
+        os.environ.setdefault("SER_FOLLOW_MODEL", "@".join(target))
     os.execvp(argv[0], argv)
 
 

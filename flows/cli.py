@@ -236,6 +236,31 @@ def promote(
 
 
 @app.command()
+def rollback(
+    model_name: str = typer.Option("ser-emotion", "--model", help="Registered model name."),
+    to: str | None = typer.Option(
+        None, "--to", help="Version to serve (default: the one @champion replaced)."
+    ),
+    reason: str = typer.Option("", "--reason", help="Why, recorded as a tag."),
+) -> None:
+    """Move @champion back to the previous champion (or --to VERSION); servers follow."""
+    from experiments.tracking.registry import PromotionError
+    from experiments.tracking.rollback import rollback as roll_back
+    from experiments.tracking.runs import configure_tracking
+
+    configure_tracking()
+    try:
+        done = roll_back(model_name, to=to, reason=reason)
+    except PromotionError as exc:
+        fail(str(exc))
+    console.print(
+        f"{done.model_name} @champion: v{done.from_version} -> v{done.to_version} "
+        f"({done.at}; {done.reason}); running `ser serve` processes follow within their "
+        "--follow-interval"
+    )
+
+
+@app.command()
 def retrain(
     config: Path = typer.Option(..., "--config", help="Experiment YAML."),
     data: list[Path] = typer.Option(

@@ -127,20 +127,35 @@ def serve(
     timeout: int = typer.Option(
         None, "--timeout", min=1, help="Seconds per request (else MLflow's default, 60)."
     ),
+    follow: bool = typer.Option(
+        True, "--follow/--no-follow", help="Serve whichever version @champion names, live."
+    ),
+    follow_interval: float = typer.Option(
+        10.0, "--follow-interval", min=0.5, help="Seconds between looks at @champion."
+    ),
 ) -> None:
     """Serve @champion with `mlflow models serve` (raw audio in, emotion out).
 
-    Bodies over the limit get HTTP 413; requests over the timeout get HTTP 504.
+    Bodies over the limit get HTTP 413; requests over the timeout get HTTP 504. With
+    --follow (the default) every worker looks at @champion every --follow-interval seconds
+    and swaps in a newly promoted or rolled-back version once it is loaded, without a
+    restart or a failed request; every answer names its `model_version`.
     """
     import os
 
     from experiments.serving.command import default_workers, serve_command, serving_environment
+    from experiments.tracking.registry import CHAMPION
     from experiments.tracking.runs import configure_tracking
 
     workers = workers or default_workers()
     command = serve_command(model_name, host=host, port=port, workers=workers, timeout_s=timeout)
     console.print(" ".join(command))
-    env = serving_environment(configure_tracking(), max_request_mb=max_request_mb)
+    env = serving_environment(
+        configure_tracking(),
+        max_request_mb=max_request_mb,
+        follow=f"{model_name}@{CHAMPION}" if follow else None,
+        follow_interval_s=follow_interval,
+    )
     os.execve(command[0], command, env)
 
 

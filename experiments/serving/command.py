@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from experiments.engines.java import java_home_or_none
+from experiments.serving.alias_follower import FOLLOW_ENV, INTERVAL_ENV
 from experiments.serving.limits import MAX_REQUEST_MB_ENV
 from experiments.tracking.registry import CHAMPION
 
@@ -61,14 +62,24 @@ def model_uri(model_name: str, alias: str = CHAMPION) -> str:
 
 
 def serving_environment(
-    tracking_uri: str, *, max_request_mb: float | None = None
+    tracking_uri: str,
+    *,
+    max_request_mb: float | None = None,
+    follow: str | None = None,
+    follow_interval_s: float | None = None,
 ) -> dict[str, str]:
     """The process environment for the scoring server: registry, limits, Keras, Java, PATH.
 
     The virtualenv's ``bin`` goes first on PATH (the server starts ``uvicorn`` from there).
     ``max_request_mb`` sets ``SER_MAX_REQUEST_MB``; otherwise an inherited value or 8 MiB.
+    ``follow`` (``NAME@alias``) makes every worker follow that alias, looking every
+    ``follow_interval_s`` seconds (see :mod:`experiments.serving.alias_follower`).
     """
     env = dict(os.environ)
+    if follow is not None:
+        env[FOLLOW_ENV] = follow
+    if follow_interval_s is not None:
+        env[INTERVAL_ENV] = f"{follow_interval_s:g}"
     env["MLFLOW_TRACKING_URI"] = tracking_uri
     env["MLFLOW_REGISTRY_URI"] = tracking_uri
     env["UVICORN_HTTP"] = HTTP_PROTOCOL

@@ -27,7 +27,7 @@ import binascii
 import json
 import re
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import DEADLINE_EXCEEDED, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
+from experiments.serving.alias_follower import AliasFollower, followed_alias
 from experiments.training.normalisation import MIN_CLIPS_PER_SPEAKER, standardise_per_speaker
 from ser_features.audio import Clip, load_audio
 from ser_features.errors import AudioError
-from ser_features.feature_sets import get_feature_spec
+from ser_features.feature_sets import FeatureSpec, feature_set_columns, get_feature_spec
 from ser_features.segments import speech_segments
 
 AUDIO_COLUMN = "audio"
@@ -56,6 +57,7 @@ OUTPUT_COLUMNS = [
     "segments",
     "speaker_normalised",
     "error",
+    "model_version",
 ]
 DEFAULT_MAX_DURATION_S = 600.0
 DEFAULT_MAX_SEGMENT_S = 8.0
@@ -100,25 +102,81 @@ def bad_request(message: str) -> RequestError:
     return RequestError(message)
 
 
+@dataclass(frozen=True)
+class ServedVersion:
+    """Everything one model version answers with: its predictors, feature set and limits.
+
+    ``version`` is its registry version when known (it is what answers name).
+    """
+
+    predictor: Any
+    session_predictor: Any | None
+    spec: FeatureSpec
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
+    max_segment_s: float = DEFAULT_MAX_SEGMENT_S
+    version: str | None = None
+
+
+def load_served_version(
+    predictor_dir: Path, model_config: dict[str, Any] | None, *, version: str | None = None
+) -> ServedVersion:
+    """Load a saved predictor (and its session companion) with the served model's settings."""
+    from experiments.families.predictors import SESSION_SUBDIR, load_predictor
+
+    predictor = load_predictor(predictor_dir)
+    session_dir = predictor_dir / SESSION_SUBDIR
+    config = model_config or {}
+    return ServedVersion(
+        predictor=predictor,
+        session_predictor=load_predictor(session_dir) if session_dir.is_dir() else None,
+        spec=get_feature_spec(predictor.feature_set),
+        max_duration_s=float(config.get("max_duration_s", DEFAULT_MAX_DURATION_S)),
+        max_segment_s=float(config.get("max_segment_s", DEFAULT_MAX_SEGMENT_S)),
+        version=version,
+    )
+
+
 class EmotionModel(PythonModel):
-    """Pyfunc wrapper around a saved predictor (see :mod:`experiments.families.predictors`)."""
+    """Pyfunc wrapper around a saved predictor (see :mod:`experiments.families.predictors`).
+
+    Under ``ser serve`` it follows the registry alias it was started on
+    (:mod:`experiments.serving.alias_follower`): a newly promoted or rolled-back version is
+    loaded beside the serving one and swapped in when whole.
+    """
 
     def load_context(self, context: Any) -> None:
         """Load the predictor and its feature set once per server process."""
         from experiments.families.keras_backend import select_torch_backend
-        from experiments.families.predictors import SESSION_SUBDIR, load_predictor
 
         select_torch_backend()  # before a Keras predictor first imports keras
         directory = Path(context.artifacts["predictor"])
-        self.predictor = load_predictor(directory)
-        session_dir = directory / SESSION_SUBDIR
-        self.session_predictor = load_predictor(session_dir) if session_dir.is_dir() else None
-        self.spec = get_feature_spec(self.predictor.feature_set)
-        config = context.model_config or {}
-        self.max_duration_s = float(config.get("max_duration_s", DEFAULT_MAX_DURATION_S))
-        self.max_segment_s = float(config.get("max_segment_s", DEFAULT_MAX_SEGMENT_S))
+        loaded = load_served_version(directory, context.model_config)
+        self._follower: AliasFollower[ServedVersion] | None = None
+        self._fixed = loaded
+        followed = followed_alias()
+        if followed is not None:
+            name, alias = followed
+            version = _registered_version(name, alias, directory.parents[1])
+            self._fixed = replace(loaded, version=version)
+            self._follower = AliasFollower(
+                name,
+                alias,
+                lambda v: _load_registered(name, v),
+                version=version,
+                current=self._fixed,
+            ).start()
         timeout = MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
         self.timeout_s = float(timeout.get()) if timeout.defined else None
+
+    @property
+    def served(self) -> ServedVersion:
+        """The version answering new requests now."""
+        return self._follower.current if self._follower is not None else self._fixed
+
+    @property
+    def spec(self) -> FeatureSpec:
+        """The feature set of the version serving now."""
+        return self.served.spec
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         """One output row per input row, the good rows scored in one batched predictor call.
@@ -133,6 +191,7 @@ class EmotionModel(PythonModel):
             )
         if len(model_input) == 0:
             raise bad_request("input has no rows")
+        served = self.served  # this request is answered by one version, start to end
         deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
         described: list[tuple[list, pd.DataFrame] | None] = []
         errors: list[RequestError | None] = []
@@ -140,8 +199,8 @@ class EmotionModel(PythonModel):
         for position, value in enumerate(model_input[AUDIO_COLUMN]):
             wanted = None
             try:
-                wanted = self._answer_labels(model_input, position)
-                described.append(self._describe(value, position, deadline))
+                wanted = self._answer_labels(served, model_input, position)
+                described.append(self._describe(served, value, position, deadline))
                 errors.append(None)
             except RequestError as exc:
                 if exc.status != 400:  # a timeout ends the whole request
@@ -152,27 +211,30 @@ class EmotionModel(PythonModel):
         good = np.array([error is None for error in errors])
         if not good.any():
             raise errors[0] if len(errors) == 1 else bad_request(_every_row_failed(errors))
-        normalised = self._session_rows(model_input, good)
+        normalised = self._session_rows(served, model_input, good)
         if normalised.any():
             self._normalise_sessions(described, model_input[SESSION_COLUMN], normalised)
-        answers = self._answer_all(described, normalised, answer_labels)
+        answers = self._answer_all(served, described, normalised, answer_labels)
         rows = [
-            answers[i] if error is None else _error_row(error.reason)
+            {**(answers[i] if error is None else _error_row(error.reason)),
+             "model_version": served.version}
             for i, error in enumerate(errors)
-        ]
+        ]  # fmt: skip
         frame = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
         # None, not NaN, for a failed row (NaN is not JSON); floats stay floats.
         frame["confidence"] = pd.Series([row["confidence"] for row in rows], dtype=object)
         return frame
 
-    def _answer_labels(self, model_input: pd.DataFrame, position: int) -> list[str] | None:
+    def _answer_labels(
+        self, served: ServedVersion, model_input: pd.DataFrame, position: int
+    ) -> list[str] | None:
         """The labels row ``position`` asks to be answered among, if any (checked)."""
         if LABELS_COLUMN not in model_input.columns:
             return None
         value = model_input[LABELS_COLUMN].iloc[position]
         if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
             return None
-        classes = list(self.predictor.classes)
+        classes = list(served.predictor.classes)
         if not isinstance(value, str):
             raise bad_request(
                 f"row {position}: {LABELS_COLUMN!r} must be a comma-separated string of labels"
@@ -189,6 +251,7 @@ class EmotionModel(PythonModel):
 
     def _answer_all(
         self,
+        served: ServedVersion,
         described: list[tuple[list, pd.DataFrame] | None],
         normalised: np.ndarray,
         answer_labels: list[list[str] | None],
@@ -201,7 +264,7 @@ class EmotionModel(PythonModel):
             ]
             if not chosen:
                 continue
-            predictor = self.session_predictor if flag else self.predictor
+            predictor = served.session_predictor if flag else served.predictor
             stacked = pd.concat([described[i][1] for i in chosen], ignore_index=True)
             proba = predictor.predict_proba(stacked)
             start = 0
@@ -216,10 +279,12 @@ class EmotionModel(PythonModel):
                 start += len(spans)
         return answers
 
-    def _session_rows(self, model_input: pd.DataFrame, good: np.ndarray) -> np.ndarray:
+    def _session_rows(
+        self, served: ServedVersion, model_input: pd.DataFrame, good: np.ndarray
+    ) -> np.ndarray:
         """Which good rows belong to a session with enough good clips to be normalised."""
         flags = np.zeros(len(model_input), dtype=bool)
-        if SESSION_COLUMN not in model_input.columns or self.session_predictor is None:
+        if SESSION_COLUMN not in model_input.columns or served.session_predictor is None:
             return flags
         sessions = model_input[SESSION_COLUMN]
         present = sessions.notna() & (sessions.astype(str).str.len() > 0) & good
@@ -242,26 +307,26 @@ class EmotionModel(PythonModel):
             start = end
 
     def _describe(
-        self, value: Any, position: int, deadline: float | None
+        self, served: ServedVersion, value: Any, position: int, deadline: float | None
     ) -> tuple[list, pd.DataFrame]:
         """Decode one row, split it at pauses if long, and describe every piece in time."""
         self._check_deadline(deadline, position)
-        clip = self._decode(value, position)
-        if clip.duration_s > self.max_duration_s:
+        clip = self._decode(served, value, position)
+        if clip.duration_s > served.max_duration_s:
             raise bad_request(
                 f"row {position}: audio is {clip.duration_s:.0f} s long; the limit is "
-                f"{self.max_duration_s:.0f} s (split the recording or raise max_duration_s)"
+                f"{served.max_duration_s:.0f} s (split the recording or raise max_duration_s)"
             )
         spans = (
             [(0.0, clip.duration_s)]
-            if clip.duration_s <= self.max_segment_s
-            else speech_segments(clip.samples, clip.sample_rate, max_segment_s=self.max_segment_s)
+            if clip.duration_s <= served.max_segment_s
+            else speech_segments(clip.samples, clip.sample_rate, max_segment_s=served.max_segment_s)
         )
         pieces = [_cut(clip, start, end) for start, end in spans]
         described = []
         for piece in pieces:
             self._check_deadline(deadline, position)
-            described.append(self.spec.describe(piece))
+            described.append(served.spec.describe(piece))
         columns = list(described[0])
         # One float block: building a frame from a list of dicts costs ~70 ms at 6373 columns.
         values = np.array([[row[name] for name in columns] for row in described])
@@ -276,7 +341,7 @@ class EmotionModel(PythonModel):
                 error_code=DEADLINE_EXCEEDED,
             )
 
-    def _decode(self, value: Any, position: int) -> Clip:
+    def _decode(self, served: ServedVersion, value: Any, position: int) -> Clip:
         if not isinstance(value, str | bytes) or not value:
             raise bad_request(f"row {position}: {AUDIO_COLUMN!r} is empty or not a string")
         try:
@@ -291,7 +356,7 @@ class EmotionModel(PythonModel):
                 f"row {position}: {AUDIO_COLUMN!r} is not valid base64 ({exc}){hint}"
             ) from None
         try:
-            return load_audio(raw, options=self.spec.load, max_duration_s=self.max_duration_s)
+            return load_audio(raw, options=served.spec.load, max_duration_s=served.max_duration_s)
         except AudioError as exc:
             raise bad_request(f"row {position}: {exc}") from None
 
@@ -355,3 +420,36 @@ def _cut(clip: Clip, start: float, end: float) -> Clip:
     """The part of ``clip`` between ``start`` and ``end`` seconds."""
     first, last = int(start * clip.sample_rate), int(end * clip.sample_rate)
     return replace(clip, samples=clip.samples[first:last])
+
+
+def _registered_version(name: str, alias: str, model_dir: Path) -> str | None:
+    """The registry version of the model in ``model_dir`` if ``name@alias`` names it now,
+    else None (the follower then loads the version the alias names)."""
+    from mlflow import MlflowClient
+    from mlflow.models import Model
+
+    from experiments.serving.alias_follower import alias_version
+
+    try:
+        loaded = Model.load(str(model_dir))
+        version = alias_version(name, alias)
+        registered = MlflowClient().get_model_version(name, version)
+    except Exception:  # no registry, or no such alias: answers then name no version
+        return None
+    same_model = getattr(registered, "model_id", None) == getattr(loaded, "model_id", None)
+    return version if same_model or registered.run_id == loaded.run_id else None
+
+
+def _load_registered(name: str, version: str) -> ServedVersion:
+    """Download version ``version`` of ``name``, load it, and score a synthetic clip with it
+    (a version whose files or features do not fit fails here, not on a request)."""
+    import mlflow
+    from mlflow.models import Model
+
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}"))
+    config = Model.load(str(local)).flavors.get("python_function", {}).get("config")
+    served = load_served_version(local / "artifacts" / "predictor", config, version=version)
+    columns = list(feature_set_columns(served.spec.name))
+    probe = pd.DataFrame([np.zeros(len(columns))], columns=columns)
+    served.predictor.predict_proba(probe)
+    return served
