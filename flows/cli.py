@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -258,6 +259,57 @@ def rollback(
         f"({done.at}; {done.reason}); running `ser serve` processes follow within their "
         "--follow-interval"
     )
+
+
+@app.command()
+def monitor(
+    model_name: str = typer.Option("ser-emotion", "--model", help="Registered model name."),
+    prediction_log: Path = typer.Option(
+        Path("mlruns/predictions"), "--prediction-log", help="Folder `ser serve` logs to."
+    ),
+    since: datetime | None = typer.Option(None, "--since", help="Window start (ISO, UTC)."),
+    until: datetime | None = typer.Option(None, "--until", help="Window end (ISO, UTC)."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the JSON summary here."),
+    html_path: Path | None = typer.Option(None, "--html", help="Write the HTML report here."),
+    retrain_config: Path | None = typer.Option(
+        None, "--retrain-config", help="Retrain with this experiment file when drift is found."
+    ),
+    cron: str | None = typer.Option(
+        None, "--cron", help='Run on this cron schedule (e.g. "0 * * * *"); blocks.'
+    ),
+) -> None:
+    """Compare logged answers with @champion's training clips: drift, label shift, quality."""
+    from experiments.tracking.registry import PromotionError
+    from flows.monitor import monitor_flow
+
+    parameters = {
+        "model_name": model_name,
+        "prediction_log": str(prediction_log.resolve()),
+        "json_path": str(json_path) if json_path else None,
+        "html_path": str(html_path) if html_path else None,
+        "retrain_config": str(retrain_config.resolve()) if retrain_config else None,
+    }
+    if cron:
+        from prefect.schedules import Cron
+
+        console.print(f"serving deployment monitor/ser-monitor on cron {cron!r}")
+        monitor_flow.serve(name="ser-monitor", schedule=Cron(cron), parameters=parameters)
+        return
+    try:
+        with quiet_libraries("monitor"):
+            result = monitor_flow(**parameters, since=since, until=until)
+    except (PromotionError, ValueError) as exc:
+        fail(str(exc))
+    summary = result.report.summary()
+    verdict = "[bold red]drift detected[/]" if summary["drift_detected"] else "no drift"
+    console.print(
+        f"{summary['n_predictions']} answers: {verdict} ({summary['drifted_feature_share']:.0%} "
+        f"of features beyond every training speaker); label shift {summary['label_shift']:.3f}; "
+        f"mean confidence {summary['mean_confidence']:.3f} "
+        f"(test clips {summary['reference_mean_confidence']:.3f})"
+    )
+    if result.retrained:
+        console.print(f"drift: retrained with {retrain_config}")
 
 
 @app.command()

@@ -133,13 +133,19 @@ def serve(
     follow_interval: float = typer.Option(
         10.0, "--follow-interval", min=0.5, help="Seconds between looks at @champion."
     ),
+    prediction_log: str = typer.Option(
+        "mlruns/predictions",
+        "--prediction-log",
+        help="Folder every answer is logged to (parquet, rotated); 'off' logs nothing.",
+    ),
 ) -> None:
     """Serve @champion with `mlflow models serve` (raw audio in, emotion out).
 
     Bodies over the limit get HTTP 413; requests over the timeout get HTTP 504. With
     --follow (the default) every worker looks at @champion every --follow-interval seconds
     and swaps in a newly promoted or rolled-back version once it is loaded, without a
-    restart or a failed request; every answer names its `model_version`.
+    restart or a failed request; every answer names its `model_version`. Every answer is
+    also logged to --prediction-log (read by `ser monitor`).
     """
     import os
 
@@ -155,6 +161,7 @@ def serve(
         max_request_mb=max_request_mb,
         follow=f"{model_name}@{CHAMPION}" if follow else None,
         follow_interval_s=follow_interval,
+        prediction_log=None if prediction_log == "off" else prediction_log,
     )
     os.execve(command[0], command, env)
 

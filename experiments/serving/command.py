@@ -20,6 +20,7 @@ from pathlib import Path
 from experiments.engines.java import java_home_or_none
 from experiments.serving.alias_follower import FOLLOW_ENV, INTERVAL_ENV
 from experiments.serving.limits import MAX_REQUEST_MB_ENV
+from experiments.serving.prediction_log import LOG_ENV
 from experiments.tracking.registry import CHAMPION
 
 #: uvicorn's HTTP protocol for the scoring server: h11 behind the request limits.
@@ -67,6 +68,7 @@ def serving_environment(
     max_request_mb: float | None = None,
     follow: str | None = None,
     follow_interval_s: float | None = None,
+    prediction_log: str | Path | None = None,
 ) -> dict[str, str]:
     """The process environment for the scoring server: registry, limits, Keras, Java, PATH.
 
@@ -74,8 +76,12 @@ def serving_environment(
     ``max_request_mb`` sets ``SER_MAX_REQUEST_MB``; otherwise an inherited value or 8 MiB.
     ``follow`` (``NAME@alias``) makes every worker follow that alias, looking every
     ``follow_interval_s`` seconds (see :mod:`experiments.serving.alias_follower`).
+    ``prediction_log`` is the folder every answer is logged to
+    (:mod:`experiments.serving.prediction_log`).
     """
     env = dict(os.environ)
+    if prediction_log is not None:
+        env[LOG_ENV] = str(Path(prediction_log).resolve())
     if follow is not None:
         env[FOLLOW_ENV] = follow
     if follow_interval_s is not None:

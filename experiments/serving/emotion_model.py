@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, replace
@@ -39,6 +40,13 @@ from mlflow.protos.databricks_pb2 import DEADLINE_EXCEEDED, INVALID_PARAMETER_VA
 from mlflow.pyfunc import PythonModel
 
 from experiments.serving.alias_follower import AliasFollower, followed_alias
+from experiments.serving.prediction_log import (
+    LOG_ENV,
+    PredictionLog,
+    answer_rows,
+    monitored_columns,
+    quality_facts,
+)
 from experiments.training.normalisation import MIN_CLIPS_PER_SPEAKER, standardise_per_speaker
 from ser_features.audio import Clip, load_audio
 from ser_features.errors import AudioError
@@ -116,6 +124,11 @@ class ServedVersion:
     max_segment_s: float = DEFAULT_MAX_SEGMENT_S
     version: str | None = None
 
+    @property
+    def predictor_columns(self) -> tuple[str, ...]:
+        """The feature columns this version's feature set describes a clip with."""
+        return feature_set_columns(self.spec.name)
+
 
 def load_served_version(
     predictor_dir: Path, model_config: dict[str, Any] | None, *, version: str | None = None
@@ -167,6 +180,9 @@ class EmotionModel(PythonModel):
             ).start()
         timeout = MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
         self.timeout_s = float(timeout.get()) if timeout.defined else None
+        folder = os.environ.get(LOG_ENV, "").strip()
+        self._log = PredictionLog(folder) if folder else None
+        self._model_name = followed[0] if followed is not None else None
 
     @property
     def served(self) -> ServedVersion:
@@ -192,6 +208,7 @@ class EmotionModel(PythonModel):
         if len(model_input) == 0:
             raise bad_request("input has no rows")
         served = self.served  # this request is answered by one version, start to end
+        started = time.perf_counter()
         deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
         described: list[tuple[list, pd.DataFrame] | None] = []
         errors: list[RequestError | None] = []
@@ -211,6 +228,7 @@ class EmotionModel(PythonModel):
         good = np.array([error is None for error in errors])
         if not good.any():
             raise errors[0] if len(errors) == 1 else bad_request(_every_row_failed(errors))
+        logged = self._monitored(served, described) if self._log is not None else None
         normalised = self._session_rows(served, model_input, good)
         if normalised.any():
             self._normalise_sessions(described, model_input[SESSION_COLUMN], normalised)
@@ -223,7 +241,29 @@ class EmotionModel(PythonModel):
         frame = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
         # None, not NaN, for a failed row (NaN is not JSON); floats stay floats.
         frame["confidence"] = pd.Series([row["confidence"] for row in rows], dtype=object)
+        if self._log is not None and logged is not None:
+            facts, features = logged
+            self._log.append(
+                answer_rows(
+                    rows,
+                    facts,
+                    features,
+                    model_name=self._model_name,
+                    request_ms=1000 * (time.perf_counter() - started),
+                )
+            )
         return frame
+
+    @staticmethod
+    def _monitored(served: ServedVersion, described: list) -> tuple[list, list]:
+        """Each row's quality facts and the mean of its pieces' monitored feature columns
+        (before any session normalisation), for the prediction log."""
+        columns = monitored_columns(list(served.predictor_columns))
+        facts = [None if item is None else item[2] for item in described]
+        features = [
+            None if item is None else item[1][columns].mean(axis=0).to_dict() for item in described
+        ]
+        return facts, features
 
     def _answer_labels(
         self, served: ServedVersion, model_input: pd.DataFrame, position: int
@@ -301,15 +341,16 @@ class EmotionModel(PythonModel):
         normalised = standardise_per_speaker(stacked, groups)
         start = 0
         for i in chosen:
-            spans, features = described[i]
+            spans, features, facts = described[i]
             end = start + len(features)
-            described[i] = (spans, normalised.iloc[start:end].reset_index(drop=True))
+            described[i] = (spans, normalised.iloc[start:end].reset_index(drop=True), facts)
             start = end
 
     def _describe(
         self, served: ServedVersion, value: Any, position: int, deadline: float | None
-    ) -> tuple[list, pd.DataFrame]:
-        """Decode one row, split it at pauses if long, and describe every piece in time."""
+    ) -> tuple[list, pd.DataFrame, dict[str, float]]:
+        """Decode one row, split it at pauses if long, and describe every piece in time;
+        with the input's quality facts (for the prediction log)."""
         self._check_deadline(deadline, position)
         clip = self._decode(served, value, position)
         if clip.duration_s > served.max_duration_s:
@@ -330,7 +371,8 @@ class EmotionModel(PythonModel):
         columns = list(described[0])
         # One float block: building a frame from a list of dicts costs ~70 ms at 6373 columns.
         values = np.array([[row[name] for name in columns] for row in described])
-        return spans, pd.DataFrame(values, columns=columns)
+        facts = quality_facts(clip.samples, clip.sample_rate)
+        return spans, pd.DataFrame(values, columns=columns), facts
 
     def _check_deadline(self, deadline: float | None, position: int) -> None:
         if deadline is not None and time.monotonic() > deadline:

@@ -1,0 +1,1 @@
+"""Watching the served model: the drift of what it is asked, against what it learnt from."""
