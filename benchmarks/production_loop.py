@@ -1,0 +1,138 @@
+"""Cost of the production loop: the prediction log per answer, and ``ser monitor`` at scale.
+
+Run by hand (not in CI), from the repository root::
+
+    .venv/bin/python benchmarks/production_loop.py [--calls 80] [--rows 100000]
+
+It trains a ``sklearn_linear`` model on a 6-speaker SYNTHETIC demo corpus into a scratch MLflow
+store (as ``serve_latency.py`` does) and makes it ``@champion``. Then:
+
+1. The served pyfunc is loaded twice in this process, once logging every answer (as ``ser
+   serve --prediction-log`` does) and once not, and ``predict`` on a 4 s clip is called on
+   the two in turns; it prints both p50s and the difference (target: at most 2 ms).
+2. The answers logged in 1 are repeated (with a little noise on their features) into a log of
+   ``--rows`` answers, written as ``ser serve`` writes it (one file per flush of 250 rows), and
+   ``ser monitor`` is timed on it: in-process (read the log, the champion's reference, the
+   comparison, the HTML page) and as the command a user runs (target: under 30 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from serve_latency import clip_b64, make_champion, train_demo_models
+
+MODEL = "production-loop"
+
+
+def logging_cost(workdir: Path, calls: int) -> Path:
+    """Part 1: p50 of ``predict`` with and without the log, in turns; returns the log folder."""
+    import mlflow
+
+    from experiments.serving.prediction_log import LOG_ENV
+
+    log = workdir / "predictions"
+    uri = f"models:/{MODEL}@champion"
+    plain = mlflow.pyfunc.load_model(uri)
+    os.environ[LOG_ENV] = str(log)
+    logging = mlflow.pyfunc.load_model(uri)
+    del os.environ[LOG_ENV]
+    clip = base64.b64decode(clip_b64(workdir, 4.0))
+    frame = pd.DataFrame({"audio": [base64.b64encode(clip).decode()]})
+    for model in (plain, logging):  # warm-up
+        model.predict(frame)
+    times: dict[str, list[float]] = {"without the log": [], "with the log": []}
+    for _ in range(calls):
+        for name, model in (("without the log", plain), ("with the log", logging)):
+            started = time.perf_counter()
+            model.predict(frame)
+            times[name].append(1000 * (time.perf_counter() - started))
+    logging.unwrap_python_model()._log.flush()
+    p50 = {name: statistics.median(values) for name, values in times.items()}
+    for name, value in p50.items():
+        print(f"predict p50 {name:16s}: {value:7.2f} ms ({calls} calls, a 4.00 s clip)")
+    extra = p50["with the log"] - p50["without the log"]
+    verdict = "met" if extra <= 2 else "NOT met"
+    print(f"target (the log adds <= 2 ms p50): {extra:+.2f} ms -> {verdict}")
+    return log
+
+
+def big_log(source: Path, rows: int, out: Path) -> None:
+    """``rows`` answers made from the logged ones, written as the server writes them."""
+    from experiments.serving.prediction_log import PredictionLog, read_log
+
+    seed = read_log(source)
+    features = [c for c in seed.columns if c.endswith("_mean")]
+    rng = np.random.default_rng(0)
+    log = PredictionLog(out, max_mb=10_000)
+    for first in range(0, rows, 250):
+        chunk = seed.sample(min(250, rows - first), replace=True, random_state=first)
+        noise = rng.normal(scale=0.01, size=(len(chunk), len(features)))
+        chunk[features] = chunk[features].to_numpy() * (1 + noise)
+        log.append(chunk.to_dict("records"))
+        log.flush()
+
+
+def monitor_cost(workdir: Path, log: Path, uri: str) -> None:
+    """Part 2: ``ser monitor`` over the big log, in-process and as a command."""
+    from experiments.monitoring.drift import compare
+    from experiments.monitoring.reference import champion_reference
+    from experiments.monitoring.report_html import report_html
+    from experiments.serving.prediction_log import monitored_columns, read_log
+    from ser_features.feature_table import feature_columns
+
+    started = time.perf_counter()
+    window = read_log(log)
+    read = time.perf_counter() - started
+    reference = champion_reference(MODEL)
+    columns = monitored_columns(
+        [c for c in feature_columns(reference.training) if c in window.columns]
+    )
+    report = compare(window, reference.training, reference.answers, columns=columns)
+    report_html(report, title="benchmark")
+    total = time.perf_counter() - started
+    print(f"monitor in-process: {len(window)} answers, read {read:.1f} s, total {total:.1f} s "
+          f"(drift detected: {report.drift_detected})")  # fmt: skip
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    started = time.perf_counter()
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("ser")), "monitor", "--model", MODEL,
+         "--prediction-log", str(log), "--json", str(workdir / "monitor.json")],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    print(f"ser monitor (command, Prefect and MLflow included): exit {result.returncode}, "
+          f"{wall:.1f} s wall")  # fmt: skip
+    if result.returncode:
+        print(result.stdout[-2000:], result.stderr[-2000:])
+    verdict = "met" if wall < 30 else "NOT met"
+    print(f"target (ser monitor over {len(window):,} answers < 30 s): {wall:.1f} s -> {verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=80)
+    parser.add_argument("--rows", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ser-production-loop-") as scratch:
+        workdir = Path(scratch)
+        uri, report = train_demo_models(workdir, ["sklearn_linear"], features="spectral_prosodic")
+        make_champion(report.families[0].model_uri, MODEL)
+        log = logging_cost(workdir, args.calls)
+        big = workdir / "big-log"
+        big_log(log, args.rows, big)
+        monitor_cost(workdir, big, uri)
+
+
+if __name__ == "__main__":
+    main()
