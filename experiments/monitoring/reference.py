@@ -11,8 +11,8 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from experiments.families.predictors import load_predictor
-from experiments.tracking.registry import CHAMPION, PromotionError, tested_clips
-from ser_features.feature_table import feature_columns, read_feature_table
+from experiments.tracking.registry import CHAMPION, run_feature_table, tested_clips
+from ser_features.feature_table import feature_columns
 
 
 @dataclass
@@ -27,18 +27,13 @@ class Reference:
 
 
 def champion_reference(model_name: str, *, alias: str = CHAMPION) -> Reference:
-    """The reference of ``model_name@alias``; :class:`PromotionError` names what is missing."""
+    """The reference of ``model_name@alias``; :class:`~experiments.tracking.registry.PromotionError`
+    names what is missing (e.g. a feature table trained on another machine)."""
     client = MlflowClient()
     version = client.get_model_version_by_alias(model_name, alias)
     run = mlflow.get_run(version.tags.get("source_run_id") or version.run_id)
-    features_path = run.data.params.get("features_path")
-    if not features_path or not Path(features_path).exists():
-        raise PromotionError(
-            f"{model_name} v{version.version}: its feature table {features_path!r} is not on "
-            "this machine; monitor where the champion was trained"
-        )
-    table, _, _ = read_feature_table(features_path)
-    test = tested_clips(run)
+    table = run_feature_table(run)
+    test = tested_clips(run, table)
     training = table[~table["path"].isin(set(test["path"]))]
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{model_name}/{version.version}"))
     predictor = load_predictor(local / "artifacts" / "predictor")

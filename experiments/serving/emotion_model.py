@@ -39,7 +39,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import DEADLINE_EXCEEDED, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
-from experiments.serving.alias_follower import AliasFollower, followed_alias
+from experiments.serving.alias_follower import AliasFollower, alias_version, followed_alias
 from experiments.serving.prediction_log import (
     LOG_ENV,
     PredictionLog,
@@ -469,8 +469,6 @@ def _registered_version(name: str, alias: str, model_dir: Path) -> str | None:
     else None (the follower then loads the version the alias names)."""
     from mlflow import MlflowClient
     from mlflow.models import Model
-
-    from experiments.serving.alias_follower import alias_version
 
     try:
         loaded = Model.load(str(model_dir))

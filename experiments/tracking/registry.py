@@ -102,16 +102,22 @@ def score_on_clips(model_uri: str, test: pd.DataFrame, *, feature_set: str, metr
     return float(evaluate(test["emotion"].to_numpy(), proba, predictor.classes).metrics[metric])
 
 
-def tested_clips(run: mlflow.entities.Run) -> pd.DataFrame:
-    """The feature rows a run was tested on: its feature table, filtered by its logged test
-    paths (and shared labels, for cross-corpus splits)."""
+def run_feature_table(run: mlflow.entities.Run) -> pd.DataFrame:
+    """The feature table a run trained and tested on; :class:`PromotionError` when it is not
+    on this machine."""
     features_path = run.data.params.get("features_path")
     if not features_path or not Path(features_path).exists():
         raise PromotionError(
             f"run {run.info.run_id}: its feature table {features_path!r} is not available; "
-            "re-run training on this machine before promoting"
+            "re-run training on this machine first"
         )
-    table, _, _ = read_feature_table(features_path)
+    return read_feature_table(features_path)[0]
+
+
+def tested_clips(run: mlflow.entities.Run, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The feature rows a run was tested on: its feature table (``table`` when already read),
+    filtered by its logged test paths (and shared labels, for cross-corpus splits)."""
+    table = run_feature_table(run) if table is None else table
     split_file = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/split/test_paths.json")
     test = table[table["path"].isin(set(split_file["paths"]))]
     if "emotions" in split_file:  # the labels as the run saw them (after data.labels)
