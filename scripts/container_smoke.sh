@@ -85,12 +85,15 @@ human_size() {
 
 ensure_podman() {
     local installed="present"
-    if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
-        [ "$(id -u)" = 0 ] || fail "podman is missing; run as root to install it"
+    # catatonit (the containers' init) and iptables (netavark's firewall) are needed too: without
+    # them no container starts, and compose up used to wait for the first one forever.
+    if ! command -v podman >/dev/null || ! command -v runc >/dev/null \
+        || ! command -v catatonit >/dev/null || ! command -v iptables >/dev/null; then
+        [ "$(id -u)" = 0 ] || fail "podman, runc, catatonit or iptables is missing; run as root"
         {
             apt-get update
             DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-                podman runc debootstrap netavark aardvark-dns uidmap
+                podman runc debootstrap netavark aardvark-dns uidmap catatonit iptables
         } >"$LOGS/apt.log" 2>&1 || { show_log "$LOGS/apt.log"; fail "apt-get install podman"; }
         installed="installed"
     fi
@@ -351,7 +354,9 @@ step "build serve" build_image serve docker/Dockerfile.serve
 trap on_exit EXIT
 begin "compose up -d"
 compose down -v --timeout 5 >"$LOGS/down-before.log" 2>&1 || true  # leftovers of a killed run
-compose up -d --no-build >"$LOGS/up.log" 2>&1 || { show_log "$LOGS/up.log"; fail "compose up"; }
+# bounded: a container that cannot start must not keep podman-compose waiting forever
+timeout 600 "$PODMAN_COMPOSE" -p "$PROJECT" -f docker/compose.yaml -f docker/compose.smoke.yaml \
+    up -d --no-build >"$LOGS/up.log" 2>&1 || { show_log "$LOGS/up.log"; fail "compose up (at most 600 s)"; }
 done_step "$(compose ps --format '{{.Names}}' 2>/dev/null | tr '\n' ' ')"
 
 step "wait: postgres healthy" wait_healthy postgres 180
