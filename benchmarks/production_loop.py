@@ -10,7 +10,12 @@ store (as ``serve_latency.py`` does) and makes it ``@champion``. Then:
 1. The served pyfunc is loaded twice in this process, once logging every answer (as ``ser
    serve --prediction-log`` does) and once not, and ``predict`` on a 4 s clip is called on
    the two in turns; it prints both p50s and the difference (target: at most 2 ms).
-2. The answers logged in 1 are repeated (with a little noise on their features) into a log of
+2. A ``ser serve`` process (one worker, following ``@champion`` every second) answers a
+   4 s clip without pause while ``@champion`` moves to a second version: it prints the seconds
+   until answers name the new version, the failed requests, and the server's resident memory
+   before and at its peak during the switch (target: switch within 60 s, no failed request,
+   peak at most twice the memory with one model).
+3. The answers logged in 1 are repeated (with a little noise on their features) into a log of
    ``--rows`` answers, written as ``ser serve`` writes it (one file per flush of 250 rows), and
    ``ser monitor`` is timed on it: in-process (read the log, the champion's reference, the
    comparison, the HTML page) and as the command a user runs (target: under 30 s).
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import statistics
 import subprocess
@@ -65,6 +71,71 @@ def logging_cost(workdir: Path, calls: int) -> Path:
     verdict = "met" if extra <= 2 else "NOT met"
     print(f"target (the log adds <= 2 ms p50): {extra:+.2f} ms -> {verdict}")
     return log
+
+
+def switch_cost(workdir: Path, uri: str, second_model_uri: str) -> None:
+    """Part 2: a following server under requests while the alias moves to a new version."""
+    import threading
+    import urllib.request
+
+    from local_server import free_port, running
+    from serve_load import server_rss_mb
+
+    from experiments.serving.command import serve_command, serving_environment
+
+    port = free_port()
+    env = serving_environment(uri, follow=f"{MODEL}@champion", follow_interval_s=1)
+    body = json.dumps({"dataframe_split": {"columns": ["audio"], "data": [[
+        clip_b64(workdir, 4.0)]]}}).encode()  # fmt: skip
+    answers: list[tuple[float, int, str | None]] = []
+    memory: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def send() -> None:
+        while not stop.is_set():
+            call = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations", body,
+                {"Content-Type": "application/json"},
+            )  # fmt: skip
+            try:
+                with urllib.request.urlopen(call, timeout=60) as response:
+                    version = json.load(response)["predictions"][0]["model_version"]
+                answers.append((time.monotonic(), response.status, version))
+            except Exception:  # a failed request is what this measures
+                answers.append((time.monotonic(), 0, None))
+
+    with running(
+        serve_command(MODEL, port=port), env=env, log_path=workdir / "switch-server.log",
+        ready_url=f"http://127.0.0.1:{port}/ping",
+    ) as server:  # fmt: skip
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        time.sleep(5)
+        samples = []
+        for _ in range(5):
+            samples.append(server_rss_mb(server.pid))
+            time.sleep(0.2)
+        steady = max(samples)
+        version = make_champion(second_model_uri, MODEL)
+        moved = time.monotonic()
+        while time.monotonic() - moved < 60:
+            memory.append((time.monotonic(), server_rss_mb(server.pid)))
+            if any(t > moved and v == version for t, _, v in answers):
+                break
+            time.sleep(0.2)
+        time.sleep(3)
+        stop.set()
+        sender.join(timeout=60)
+    switched = [t - moved for t, _, v in answers if t > moved and v == version]
+    failed = sum(status != 200 for _, status, _ in answers)
+    peak = max(rss for _, rss in memory)
+    print(f"switch to v{version}: answers from it after {switched[0]:.1f} s" if switched
+          else f"switch to v{version}: NOT within 60 s")  # fmt: skip
+    print(f"requests during the run: {len(answers)}, failed: {failed}")
+    print(f"server memory: {steady:.0f} MiB with one model, peak {peak:.0f} MiB while switching "
+          f"(x{peak / steady:.2f})")  # fmt: skip
+    met = bool(switched) and switched[0] <= 60 and failed == 0 and peak <= 2 * steady
+    print(f"target (switch <= 60 s, 0 failed, peak <= 2x one model): {'met' if met else 'NOT met'}")
 
 
 def big_log(source: Path, rows: int, out: Path) -> None:
@@ -124,11 +195,16 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=80)
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # local_server
     with tempfile.TemporaryDirectory(prefix="ser-production-loop-") as scratch:
         workdir = Path(scratch)
-        uri, report = train_demo_models(workdir, ["sklearn_linear"], features="spectral_prosodic")
-        make_champion(report.families[0].model_uri, MODEL)
+        uri, report = train_demo_models(
+            workdir, ["sklearn_linear", "sklearn_mlp"], features="spectral_prosodic"
+        )
+        first, second = (family.model_uri for family in report.families)
+        make_champion(first, MODEL)
         log = logging_cost(workdir, args.calls)
+        switch_cost(workdir, uri, second)
         big = workdir / "big-log"
         big_log(log, args.rows, big)
         monitor_cost(workdir, big, uri)

@@ -158,12 +158,14 @@ def train_demo_models(
     return uri, train_models(config_path=str(config_path), families=families)
 
 
-def make_champion(model_uri: str, name: str) -> None:
-    """Register ``model_uri`` as a new version of ``name`` and alias it ``@champion``."""
+def make_champion(model_uri: str, name: str) -> str:
+    """Register ``model_uri`` as a new version of ``name``, alias it ``@champion``, and
+    return the version."""
     import mlflow
 
     version = mlflow.register_model(model_uri, name).version
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
+    return str(version)
 
 
 def measure(
