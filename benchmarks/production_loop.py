@@ -156,20 +156,14 @@ def big_log(source: Path, rows: int, out: Path) -> None:
 
 def monitor_cost(workdir: Path, log: Path, uri: str) -> None:
     """Part 2: ``ser monitor`` over the big log, in-process and as a command."""
-    from experiments.monitoring.drift import compare
     from experiments.monitoring.reference import champion_reference
     from experiments.monitoring.report_html import report_html
-    from experiments.serving.prediction_log import monitored_columns, read_log
-    from ser_features.feature_table import feature_columns
+    from experiments.monitoring.window import logged_window, window_drift
 
     started = time.perf_counter()
-    window = read_log(log)
+    window = logged_window(log, MODEL)
     read = time.perf_counter() - started
-    reference = champion_reference(MODEL)
-    columns = monitored_columns(
-        [c for c in feature_columns(reference.training) if c in window.columns]
-    )
-    report = compare(window, reference.training, reference.answers, columns=columns)
+    report = window_drift(window, champion_reference(MODEL))
     report_html(report, title="benchmark")
     total = time.perf_counter() - started
     print(f"monitor in-process: {len(window)} answers, read {read:.1f} s, total {total:.1f} s "

@@ -13,12 +13,11 @@ import mlflow
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from experiments.monitoring.drift import DRIFT_SHARE_LIMIT, DriftReport, compare
+from experiments.monitoring.drift import DRIFT_SHARE_LIMIT, DriftReport
 from experiments.monitoring.reference import champion_reference
 from experiments.monitoring.report_html import report_html
-from experiments.serving.prediction_log import monitored_columns, read_log
+from experiments.monitoring.window import logged_window, window_drift
 from experiments.tracking.runs import configure_tracking, ensure_experiment
-from ser_features.feature_table import feature_columns
 
 MONITOR_EXPERIMENT = "ser-monitor"
 
@@ -50,19 +49,8 @@ def monitor_flow(
     logger = get_run_logger()
     configure_tracking(tracking_uri)
     reference = champion_reference(model_name)
-    window = read_log(prediction_log, since=since, until=until)
-    if "model_name" in window.columns:
-        window = window[window["model_name"].isna() | (window["model_name"] == model_name)]
-    if window.empty:
-        raise ValueError(
-            f"no answers logged in {prediction_log} for {model_name} in that window; serve "
-            "with `ser serve --prediction-log` and send requests first"
-        )
-    described = feature_columns(reference.training)
-    columns = monitored_columns([c for c in described if c in window.columns])
-    report = compare(
-        window, reference.training, reference.answers, columns=columns, share_limit=share_limit
-    )
+    window = logged_window(prediction_log, model_name, since=since, until=until)
+    report = window_drift(window, reference, share_limit=share_limit)
     summary = report.summary()
     page = report_html(report, title=f"{model_name} v{reference.version}: {len(window)} answers")
     for path, text in ((json_path, json.dumps(summary, indent=2)), (html_path, page)):

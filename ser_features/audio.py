@@ -22,7 +22,7 @@ import soundfile as sf
 import soxr
 
 from ser_features.clip_source import read_span
-from ser_features.errors import AudioError
+from ser_features.errors import AudioError, undecodable_audio, unreadable_file
 
 #: Below this RMS (about -80 dBFS) a clip is treated as silence.
 SILENCE_RMS = 1e-4
@@ -126,7 +126,7 @@ def _decode(
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            raise AudioError(f"{name}: cannot read the file ({exc.strerror or exc})") from exc
+            raise unreadable_file(name, exc) from exc
     if not raw:
         raise AudioError(f"{name}: file is empty (0 bytes); re-copy or re-export it")
     try:
@@ -141,11 +141,7 @@ def _decode(
             data = handle.read(dtype="float32", always_2d=True)
             log = handle.extra_info
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        reason = str(exc).split(": ", 1)[-1] if "Error opening" in str(exc) else str(exc)
-        raise AudioError(
-            f"{name}: not decodable audio ({reason}); the file may be truncated, corrupt or in "
-            "a format libsndfile cannot read (convert it to WAV or FLAC)"
-        ) from exc
+        raise undecodable_audio(name, exc) from exc
     if len(data) < declared_frames or _header_claims_more_data(log):
         raise AudioError(
             f"{name}: audio is truncated (header promises more samples than the file holds); "

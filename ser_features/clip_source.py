@@ -25,7 +25,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from ser_features.errors import AudioError
+from ser_features.errors import AudioError, undecodable_audio, unreadable_file
 
 _SPAN = re.compile(r"^(?P<file>.+)#t=(?P<start>\d+(?:\.\d+)?),(?P<end>\d+(?:\.\d+)?)$")
 
@@ -98,12 +98,9 @@ def read_span(path: str | Path, start: float, end: float):
             handle.seek(first)
             data = handle.read(min(last, frames) - first, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioError(
-            f"{name}: not decodable audio ({exc}); the file may be truncated, corrupt or in "
-            "a format libsndfile cannot read (convert it to WAV or FLAC)"
-        ) from exc
+        raise undecodable_audio(name, exc) from exc
     except OSError as exc:
-        raise AudioError(f"{name}: cannot read the file ({exc.strerror or exc})") from exc
+        raise unreadable_file(name, exc) from exc
     if len(data) == 0:
         raise AudioError(f"{name}: segment {start:g}-{end:g} s holds no samples")
     return data, rate

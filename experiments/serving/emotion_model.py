@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import re
@@ -124,10 +125,10 @@ class ServedVersion:
     max_segment_s: float = DEFAULT_MAX_SEGMENT_S
     version: str | None = None
 
-    @property
-    def predictor_columns(self) -> tuple[str, ...]:
-        """The feature columns this version's feature set describes a clip with."""
-        return feature_set_columns(self.spec.name)
+    @functools.cached_property
+    def monitored_columns(self) -> list[str]:
+        """The feature columns the prediction log keeps for this version (worked out once)."""
+        return monitored_columns(list(feature_set_columns(self.spec.name)))
 
 
 def load_served_version(
@@ -258,7 +259,7 @@ class EmotionModel(PythonModel):
     def _monitored(served: ServedVersion, described: list) -> tuple[list, list]:
         """Each row's quality facts and the mean of its pieces' monitored feature columns
         (before any session normalisation), for the prediction log."""
-        columns = monitored_columns(list(served.predictor_columns))
+        columns = served.monitored_columns
         facts = [None if item is None else item[2] for item in described]
         features = [
             None if item is None else item[1][columns].mean(axis=0).to_dict() for item in described
@@ -476,7 +477,8 @@ def _registered_version(name: str, alias: str, model_dir: Path) -> str | None:
         registered = MlflowClient().get_model_version(name, version)
     except Exception:  # no registry, or no such alias: answers then name no version
         return None
-    same_model = getattr(registered, "model_id", None) == getattr(loaded, "model_id", None)
+    loaded_id = getattr(loaded, "model_id", None)
+    same_model = loaded_id is not None and getattr(registered, "model_id", None) == loaded_id
     return version if same_model or registered.run_id == loaded.run_id else None
 
 
