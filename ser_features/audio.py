@@ -43,12 +43,22 @@ class LoadOptions:
         below full scale; ``None`` keeps the recorded level.
     noise_floor_db : after normalisation, add a fixed white-noise floor this many dB under
         the clip's RMS (see :func:`add_noise_floor`); ``None`` adds nothing.
+    trim_to_speech : cut the clip to the speech a voice activity detector finds in it (from
+        the first to the last speech, 0.1 s either side; see
+        :mod:`~ser_features.speech_activity`) instead of by level, and keep the detector's
+        speech probabilities with the clip; a clip in which it hears no speech is refused.
     """
 
     sample_rate: int = 16000
     trim_top_db: float | None = None
     normalize_dbfs: float | None = None
     noise_floor_db: float | None = None
+    trim_to_speech: bool = False
+
+    @property
+    def untouched(self) -> LoadOptions:
+        """The same rate with no trimming or levelling: the clip as recorded."""
+        return LoadOptions(sample_rate=self.sample_rate)
 
 
 #: The levelled form the ``*_levelled`` feature sets share: trimmed 40 dB under the peak,
@@ -57,16 +67,26 @@ class LoadOptions:
 LEVELLED = LoadOptions(
     sample_rate=16000, trim_top_db=40.0, normalize_dbfs=-23.0, noise_floor_db=40.0
 )
+#: The levelled form cut to the speech a voice activity detector finds, not by level: noise,
+#: babble or a room's tail before and after the speech stays out, quiet speech stays in.
+SPEECH_LEVELLED = LoadOptions(
+    sample_rate=16000, normalize_dbfs=-23.0, noise_floor_db=40.0, trim_to_speech=True
+)
 
 
 @dataclass(frozen=True)
 class Clip:
-    """A decoded, validated, mono clip at the canonical rate."""
+    """A decoded, validated, mono clip at the canonical rate.
+
+    ``speech`` holds the voice activity detector's speech probability per 32 ms window of
+    ``samples`` when the clip was cut to its speech (``LoadOptions.trim_to_speech``).
+    """
 
     samples: np.ndarray
     sample_rate: int
     original_sample_rate: int
     original_channels: int
+    speech: np.ndarray | None = None
 
     @property
     def duration_s(self) -> float:
@@ -100,16 +120,34 @@ def load_audio(
     if not np.all(np.isfinite(data)):
         raise AudioError("audio contains NaN or infinite samples: the file is damaged")
     mono = data[:, 0] if channels == 1 else data.mean(axis=1, dtype=np.float64).astype(np.float32)
-    samples = resample(mono, original_rate, options.sample_rate)
-    if options.trim_top_db is not None:
+    recorded = Clip(
+        samples=np.ascontiguousarray(mono, dtype=np.float32),
+        sample_rate=original_rate,
+        original_sample_rate=original_rate,
+        original_channels=channels,
+    )
+    return prepare(recorded, options)
+
+
+def prepare(clip: Clip, options: LoadOptions) -> Clip:
+    """Bring a clip as recorded (any rate) to the canonical form of ``options``: resample,
+    trim, validate, level. :func:`load_audio` ends here; so does a simulated recording
+    condition applied to the clip as recorded (``Augmentation.as_recorded``)."""
+    samples = resample(clip.samples, clip.sample_rate, options.sample_rate)
+    speech = None
+    if options.trim_to_speech:
+        _check_content(samples, options.sample_rate)
+        samples, speech = trim_to_speech(samples, options.sample_rate)
+    elif options.trim_top_db is not None:
         samples = trim_silence(samples, top_db=options.trim_top_db)
     _check_content(samples, options.sample_rate)
     samples = level(samples, options)
     return Clip(
         samples=np.ascontiguousarray(samples, dtype=np.float32),
         sample_rate=options.sample_rate,
-        original_sample_rate=original_rate,
-        original_channels=channels,
+        original_sample_rate=clip.original_sample_rate,
+        original_channels=clip.original_channels,
+        speech=speech,
     )
 
 
@@ -202,6 +240,29 @@ def trim_silence(samples: np.ndarray, *, top_db: float, frame: int = 512) -> np.
     energy_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
     loud = np.flatnonzero(energy_db > energy_db.max() - top_db)
     return samples[loud[0] * frame : (loud[-1] + 1) * frame]
+
+
+#: Speech kept on either side of the detected speech when a clip is cut to it.
+SPEECH_PAD_S = 0.1
+
+
+def trim_to_speech(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """``samples`` from the first to the last speech the detector finds (``SPEECH_PAD_S``
+    either side, whole detector windows), and the speech probability of the windows kept.
+    Raises :class:`AudioError` when it finds none."""
+    from ser_features.speech_activity import WINDOW_S, speech_probability, speech_windows
+
+    probability = speech_probability(samples, sample_rate)
+    speaking = np.flatnonzero(speech_windows(probability))
+    if len(speaking) == 0:
+        raise AudioError(
+            "no speech heard: the voice activity detector found none in "
+            f"{len(samples) / sample_rate:.1f} s of audio (noise, music or silence only?)"
+        )
+    pad = round(SPEECH_PAD_S / WINDOW_S)
+    first, last = max(0, speaking[0] - pad), min(len(probability), speaking[-1] + 1 + pad)
+    window = round(WINDOW_S * sample_rate)
+    return samples[first * window : last * window], probability[first:last]
 
 
 def level(samples: np.ndarray, options: LoadOptions) -> np.ndarray:

@@ -54,6 +54,9 @@ class Augmentation:
     version: int
     description: str
     apply: Callable[[np.ndarray, int, Draws], np.ndarray]
+    #: True: applied to the clip as recorded, before the feature set trims and levels it
+    #: (a recording condition happens before any of that); False: to the loaded clip.
+    as_recorded: bool = False
 
     @property
     def tag(self) -> str:
@@ -101,6 +104,12 @@ def _time_stretch(samples: np.ndarray, sample_rate: int, draws: Draws) -> np.nda
     return samples if snr_db is None else _add_noise(samples, snr_db, draws.noise)
 
 
+def _recording_condition(samples: np.ndarray, sample_rate: int, draws: Draws) -> np.ndarray:
+    from ser_features.conditions import training_condition
+
+    return training_condition(samples, sample_rate, draws.noise)[0]
+
+
 AUGMENTATIONS: dict[str, Augmentation] = {
     a.name: a
     for a in (
@@ -108,6 +117,14 @@ AUGMENTATIONS: dict[str, Augmentation] = {
         Augmentation("gaussian_noise", 2, "white noise at 10-30 dB SNR", _gaussian_noise),
         Augmentation(
             "time_stretch", 2, "tempo x0.85-1.15, half with 15-35 dB noise", _time_stretch
+        ),
+        Augmentation(
+            "recording_conditions",
+            1,
+            "one random recording condition (noise 5-30 dB SNR, room, telephone, codec, "
+            "clipping, level; ser_features.conditions.training_condition), as recorded",
+            _recording_condition,
+            as_recorded=True,
         ),
     )
 }
@@ -135,4 +152,4 @@ def augment_clip(clip: Clip, augmentation: Augmentation, *, digest: str) -> Clip
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     if peak > 1.0:
         samples = samples / peak
-    return replace(clip, samples=samples)
+    return replace(clip, samples=samples, speech=None)

@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ser_features.audio import load_audio
+from ser_features.audio import load_audio, prepare
 from ser_features.augmentation import augment_clip, get_augmentation
 from ser_features.clip_source import clip_key, span_digest
 from ser_features.corpora import ClipLabels
@@ -106,9 +106,14 @@ def extract_clip(job: ClipJob, feature_set: str) -> ClipOutcome:
     spec = get_feature_spec(feature_set)
     key, digest = job.key, job.clip_digest
     try:
-        clip = load_audio(job.path, options=spec.load, span=job.span)
-        if job.augmentation:
-            clip = augment_clip(clip, get_augmentation(job.augmentation), digest=digest)
+        augmentation = get_augmentation(job.augmentation) if job.augmentation else None
+        if augmentation is not None and augmentation.as_recorded:
+            recorded = load_audio(job.path, options=spec.load.untouched, span=job.span)
+            clip = prepare(augment_clip(recorded, augmentation, digest=digest), spec.load)
+        else:
+            clip = load_audio(job.path, options=spec.load, span=job.span)
+            if augmentation is not None:
+                clip = augment_clip(clip, augmentation, digest=digest)
         features = spec.describe(clip)
     except AudioError as exc:
         return ClipOutcome(key, digest, reason=str(exc))

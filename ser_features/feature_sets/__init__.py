@@ -15,6 +15,7 @@ from ser_features.feature_sets.spec import FeatureSpec
 from ser_features.feature_sets.spectral_prosodic import (
     SPECTRAL_PROSODIC,
     SPECTRAL_PROSODIC_LEVELLED,
+    SPECTRAL_PROSODIC_SPEECH,
 )
 
 FEATURE_SETS: dict[str, FeatureSpec] = {
@@ -22,6 +23,7 @@ FEATURE_SETS: dict[str, FeatureSpec] = {
     for spec in (
         SPECTRAL_PROSODIC,
         SPECTRAL_PROSODIC_LEVELLED,
+        SPECTRAL_PROSODIC_SPEECH,
         SEED180,
         EGEMAPS,
         EGEMAPS_LEVELLED,

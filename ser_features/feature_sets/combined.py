@@ -10,9 +10,8 @@ option of a family).
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
 
-from ser_features.audio import Clip, LoadOptions, level, trim_silence
+from ser_features.audio import Clip, LoadOptions, prepare
 from ser_features.feature_sets.spec import FeatureSpec
 
 #: Joins the names of the parts: ``compare2016+logmel_frames``.
@@ -21,11 +20,9 @@ SEPARATOR = "+"
 
 def part_clip(clip: Clip, options: LoadOptions) -> Clip:
     """``clip`` (loaded untrimmed at the shared rate) as ``options`` would have loaded it."""
-    samples = clip.samples
-    if options.trim_top_db is not None:
-        samples = trim_silence(samples, top_db=options.trim_top_db)
-    samples = level(samples, options)
-    return replace(clip, samples=samples) if samples is not clip.samples else clip
+    if options == options.untouched:
+        return clip
+    return prepare(clip, options)
 
 
 def combine(parts: tuple[FeatureSpec, ...]) -> FeatureSpec:

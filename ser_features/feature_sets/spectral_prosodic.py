@@ -16,7 +16,7 @@ from typing import Literal
 import librosa
 import numpy as np
 
-from ser_features.audio import LEVELLED, Clip, LoadOptions
+from ser_features.audio import LEVELLED, SPEECH_LEVELLED, Clip, LoadOptions
 from ser_features.feature_sets.spec import FeatureSpec
 from ser_features.functionals import summarise
 from ser_features.pitch import PitchTrack, track_pitch
@@ -29,12 +29,19 @@ N_MELS = 40
 
 
 def describe_spectral_prosodic(
-    clip: Clip, *, db_reference: Literal["unit", "peak"] = "unit", top_db: float = 80.0
+    clip: Clip,
+    *,
+    db_reference: Literal["unit", "peak"] = "unit",
+    top_db: float = 80.0,
+    speech_only: bool = False,
 ) -> dict[str, float]:
     """All descriptors of the default set for one clip (about 830 columns).
 
     ``db_reference`` and ``top_db`` set the reference and range of the log-mel bands and
     the MFCC computed from them (see :class:`~ser_features.spectral.SpectralAnalysis`).
+    With ``speech_only`` the frame descriptors are summarised over the frames a voice
+    activity detector calls speech (:func:`speech_frames`), so pauses filled with noise,
+    babble or a room's tail do not move them.
     """
     sr = clip.sample_rate
     analysis = SpectralAnalysis(
@@ -67,21 +74,53 @@ def describe_spectral_prosodic(
     contrast = librosa.feature.spectral_contrast(S=magnitude, sr=sr, fmin=100.0, n_bands=6)
     pitch = track_pitch(clip.samples, sr)
     semitones = 12 * np.log2(pitch.f0_hz / 100.0)
+    keep = speech_frames(clip) if speech_only else None
+
+    def frames(matrix: np.ndarray) -> np.ndarray:
+        return matrix if keep is None else matrix[:, keep(matrix.shape[1])]
 
     features: dict[str, float] = {}
-    features |= summarise(mfcc, _names("mfcc", N_MFCC))
-    features |= summarise(delta, _names("mfcc_d", N_MFCC))
-    features |= summarise(delta2, _names("mfcc_dd", N_MFCC))
-    features |= summarise(analysis.log_mel(N_MELS), _names("logmel", N_MELS))
-    features |= summarise(chroma, _names("chroma", 12))
-    features |= summarise(contrast, _names("contrast", contrast.shape[0]))
-    features |= summarise(tonnetz, _names("tonnetz", 6))
+    features |= summarise(frames(mfcc), _names("mfcc", N_MFCC))
+    features |= summarise(frames(delta), _names("mfcc_d", N_MFCC))
+    features |= summarise(frames(delta2), _names("mfcc_dd", N_MFCC))
+    features |= summarise(frames(analysis.log_mel(N_MELS)), _names("logmel", N_MELS))
+    features |= summarise(frames(chroma), _names("chroma", 12))
+    features |= summarise(frames(contrast), _names("contrast", contrast.shape[0]))
+    features |= summarise(frames(tonnetz), _names("tonnetz", 6))
     features |= summarise(
-        spectral, ["zcr", "rms_db", "centroid", "bandwidth", "rolloff", "flatness"]
+        frames(spectral), ["zcr", "rms_db", "centroid", "bandwidth", "rolloff", "flatness"]
     )
-    features |= summarise(np.vstack([semitones, pitch.voicing]), ["f0_semitones", "voicing"])
+    features |= summarise(
+        frames(np.vstack([semitones, pitch.voicing])), ["f0_semitones", "voicing"]
+    )
     features |= _prosody(pitch, rms, clip)
     return features
+
+
+#: Fewer speech frames than this and every frame is summarised (too little to choose from).
+MIN_SPEECH_FRAMES = 10
+
+
+def speech_frames(clip: Clip):
+    """A function giving, for a descriptor of ``n`` frames of 10 ms, which frames are speech
+    (from the clip's voice activity probabilities, computed here when the clip has none);
+    all frames when fewer than :data:`MIN_SPEECH_FRAMES` are."""
+    from ser_features.speech_activity import WINDOW, speech_probability, speech_windows
+
+    probability = clip.speech
+    if probability is None:
+        probability = speech_probability(clip.samples, clip.sample_rate)
+    speaking = speech_windows(probability)
+    window = WINDOW * clip.sample_rate // 16000
+
+    def keep(n: int) -> np.ndarray:
+        if len(speaking) == 0:
+            return np.ones(n, dtype=bool)
+        index = np.minimum(np.arange(n) * HOP // window, len(speaking) - 1)
+        mask = speaking[index]
+        return mask if mask.sum() >= MIN_SPEECH_FRAMES else np.ones(n, dtype=bool)
+
+    return keep
 
 
 def _names(prefix: str, count: int) -> list[str]:
@@ -141,4 +180,21 @@ SPECTRAL_PROSODIC_LEVELLED = FeatureSpec(
     ),
     load=LEVELLED,
     describer=functools.partial(describe_spectral_prosodic, db_reference="peak", top_db=60.0),
+)
+
+#: The levelled descriptors of speech only: the clip is cut to the speech a voice activity
+#: detector hears (not by level), levelled as ``spectral_prosodic_levelled``, and every frame
+#: descriptor is summarised over speech frames alone. Noise in the pauses, a room's tail and
+#: the leading and trailing noise that level-trimming keeps no longer move the numbers.
+SPECTRAL_PROSODIC_SPEECH = FeatureSpec(
+    name="spectral_prosodic_speech",
+    version=1,
+    description=(
+        "spectral_prosodic_levelled of the speech only: cut to the speech a voice activity "
+        "detector (Silero VAD) hears, frame descriptors summarised over speech frames"
+    ),
+    load=SPEECH_LEVELLED,
+    describer=functools.partial(
+        describe_spectral_prosodic, db_reference="peak", top_db=60.0, speech_only=True
+    ),
 )
