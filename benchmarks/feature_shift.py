@@ -8,10 +8,11 @@ Run by hand (not in CI), from the repository root, after ``ser train`` and ``ser
 
 Takes a fixed sample of the champion's test clips (``--clips``), describes each as recorded
 and through ``--condition`` with a feature set (``--features``, default the champion's), and
-measures every column's shift in units of its spread over the champion's training clips:
-``mean(heard - clean) / std(training)``. Prints the descriptor groups (``mfcc``,
-``logmel``, ``rms_db``...) and functionals (``p10``, ``std``...) by mean absolute shift, the
-columns moved most, and the share of columns moved by more than one training deviation.
+measures every column's shift in units of its spread over the clean sample,
+``mean(heard - clean) / std(clean)`` (one yardstick for every feature set). Prints the
+descriptor groups (``mfcc``, ``logmel``, ``rms_db``...) and functionals (``p10``, ``std``...)
+by mean absolute shift, the columns moved most, and the share of columns moved by more than
+one deviation.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
     configure_tracking()
-    _, test, training, trained_on = champion_clips(args.model, "champion", columns=[])
+    _, test, training, trained_on = champion_clips(args.model, "champion")
     feature_set = args.features or trained_on
     spec = get_feature_spec(feature_set)
     sample = test.sample(min(args.clips, len(test)), random_state=0)
@@ -69,9 +70,7 @@ def main() -> None:
         clean.append(describe(spec, samples, RATE))
         heard.append(describe(spec, noisy, rate))
     clean_frame, heard_frame = pd.DataFrame(clean), pd.DataFrame(heard)
-    # the spread of the champion's training clips; for another feature set, the sample's own
-    same = feature_set == trained_on
-    spread = training[clean_frame.columns].std() if same else clean_frame.std()
+    spread = clean_frame.std()  # the same yardstick for every feature set
     shift = ((heard_frame - clean_frame).mean() / spread.replace(0, np.nan)).fillna(0.0)
     groups = pd.DataFrame(
         [(*group_of(c), abs(v)) for c, v in shift.items()], columns=["group", "stat", "shift"]
@@ -79,7 +78,7 @@ def main() -> None:
     print(
         f"{args.condition} on {len(sample)} test clips, {feature_set}: "
         f"{(shift.abs() > 1).mean():.0%} of {len(shift)} columns moved by more than one "
-        f"training deviation; mean |shift| {shift.abs().mean():.2f}"
+        f"deviation; mean |shift| {shift.abs().mean():.2f}"
     )
     by_group = groups.groupby("group")["shift"].mean().sort_values(ascending=False)
     by_stat = groups.groupby("stat")["shift"].mean().sort_values(ascending=False)

@@ -109,7 +109,7 @@ def champion_clips(
     keep = columns or (list(table.columns) if columns == [] else CLIP_COLUMNS)
     training = table[~table["speaker"].isin(set(test["speaker"]))]
     uri = f"models:/{model_name}/{version.version}"
-    return uri, test[keep], training[keep], run.data.params["features"]
+    return uri, test[keep], training[keep], run.data.params["feature_set"]
 
 
 def sample_per_corpus(clips: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:

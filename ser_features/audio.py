@@ -46,7 +46,8 @@ class LoadOptions:
     trim_to_speech : cut the clip to the speech a voice activity detector finds in it (from
         the first to the last speech, 0.1 s either side; see
         :mod:`~ser_features.speech_activity`) instead of by level, and keep the detector's
-        speech probabilities with the clip; a clip in which it hears no speech is refused.
+        speech probabilities with the clip (see :func:`trim_to_speech` for a clip in which it
+        hears none).
     """
 
     sample_rate: int = 16000
@@ -129,15 +130,22 @@ def load_audio(
     return prepare(recorded, options)
 
 
-def prepare(clip: Clip, options: LoadOptions) -> Clip:
+def prepare(
+    clip: Clip, options: LoadOptions, *, speech_probability: np.ndarray | None = None
+) -> Clip:
     """Bring a clip as recorded (any rate) to the canonical form of ``options``: resample,
     trim, validate, level. :func:`load_audio` ends here; so does a simulated recording
-    condition applied to the clip as recorded (``Augmentation.as_recorded``)."""
+    condition applied to the clip as recorded (``Augmentation.as_recorded``).
+
+    ``speech_probability``, the detector's output for this clip when already computed, spares
+    :func:`trim_to_speech` computing it again."""
     samples = resample(clip.samples, clip.sample_rate, options.sample_rate)
     speech = None
     if options.trim_to_speech:
         _check_content(samples, options.sample_rate)
-        samples, speech = trim_to_speech(samples, options.sample_rate)
+        samples, speech = trim_to_speech(
+            samples, options.sample_rate, speech_probability=speech_probability
+        )
     elif options.trim_top_db is not None:
         samples = trim_silence(samples, top_db=options.trim_top_db)
     _check_content(samples, options.sample_rate)
@@ -246,19 +254,27 @@ def trim_silence(samples: np.ndarray, *, top_db: float, frame: int = 512) -> np.
 SPEECH_PAD_S = 0.1
 
 
-def trim_to_speech(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+def trim_to_speech(
+    samples: np.ndarray, sample_rate: int, *, speech_probability: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``samples`` from the first to the last speech the detector finds (``SPEECH_PAD_S``
     either side, whole detector windows), and the speech probability of the windows kept.
-    Raises :class:`AudioError` when it finds none."""
-    from ser_features.speech_activity import WINDOW_S, speech_probability, speech_windows
 
-    probability = speech_probability(samples, sample_rate)
+    Where it hears no speech at all (a shout it does not know, heavy noise), the clip is
+    trimmed by level as the other feature sets do (40 dB under its loudest frame) and no
+    probabilities are kept: describing it is still possible, judging whether it holds enough
+    speech is the caller's business (the served answer's quality facts).
+    ``speech_probability`` is the detector's output for ``samples`` when already computed.
+    """
+    from ser_features import speech_activity
+    from ser_features.speech_activity import WINDOW_S, speech_windows
+
+    probability = speech_probability
+    if probability is None:
+        probability = speech_activity.speech_probability(samples, sample_rate)
     speaking = np.flatnonzero(speech_windows(probability))
     if len(speaking) == 0:
-        raise AudioError(
-            "no speech heard: the voice activity detector found none in "
-            f"{len(samples) / sample_rate:.1f} s of audio (noise, music or silence only?)"
-        )
+        return trim_silence(samples, top_db=40.0), None
     pad = round(SPEECH_PAD_S / WINDOW_S)
     first, last = max(0, speaking[0] - pad), min(len(probability), speaking[-1] + 1 + pad)
     window = round(WINDOW_S * sample_rate)

@@ -110,6 +110,18 @@ def _recording_condition(samples: np.ndarray, sample_rate: int, draws: Draws) ->
     return training_condition(samples, sample_rate, draws.noise)[0]
 
 
+def _room_or_babble(samples: np.ndarray, sample_rate: int, draws: Draws) -> np.ndarray:
+    from ser_features.conditions import training_room_or_babble
+
+    return training_room_or_babble(samples, sample_rate, draws.noise)[0]
+
+
+def _telephone_line(samples: np.ndarray, sample_rate: int, draws: Draws) -> np.ndarray:
+    from ser_features.conditions import training_telephone
+
+    return training_telephone(samples, sample_rate, draws.noise)[0]
+
+
 AUGMENTATIONS: dict[str, Augmentation] = {
     a.name: a
     for a in (
@@ -124,6 +136,22 @@ AUGMENTATIONS: dict[str, Augmentation] = {
             "one random recording condition (noise 5-30 dB SNR, room, telephone, codec, "
             "clipping, level; ser_features.conditions.training_condition), as recorded",
             _recording_condition,
+            as_recorded=True,
+        ),
+        Augmentation(
+            "room_or_babble",
+            1,
+            "a room (RT60 0.3-1.2 s), babble of the clip's own voice (5-25 dB SNR), or both "
+            "(ser_features.conditions.training_room_or_babble), as recorded",
+            _room_or_babble,
+            as_recorded=True,
+        ),
+        Augmentation(
+            "telephone_line",
+            1,
+            "a telephone line, G.711 or GSM, half with 10-30 dB noise first "
+            "(ser_features.conditions.training_telephone), as recorded",
+            _telephone_line,
             as_recorded=True,
         ),
     )

@@ -34,10 +34,7 @@ import numpy as np
 import soundfile as sf
 
 from ser_features.audio import resample
-
-#: Frames for the active speech level: 20 ms, and "active" within this many dB of the loudest.
-ACTIVE_FRAME_S = 0.02
-ACTIVE_RANGE_DB = 30.0
+from ser_features.speech_activity import active_level
 
 
 @dataclass(frozen=True)
@@ -56,17 +53,6 @@ class Condition:
     name: str
     description: str
     apply: Callable[[np.ndarray, int, np.random.Generator, Context], tuple[np.ndarray, int]]
-
-
-def active_level(samples: np.ndarray, rate: int) -> float:
-    """Mean power of the frames within :data:`ACTIVE_RANGE_DB` of the loudest 20 ms frame."""
-    frame = max(1, int(ACTIVE_FRAME_S * rate))
-    n = len(samples) // frame
-    if n == 0:
-        return float(np.mean(np.square(samples, dtype=np.float64))) if len(samples) else 0.0
-    power = np.mean(np.square(samples[: n * frame].reshape(n, frame), dtype=np.float64), axis=1)
-    loud = power[power >= power.max() * 10 ** (-ACTIVE_RANGE_DB / 10)]
-    return float(loud.mean())
 
 
 def snr_db(speech: np.ndarray, noise: np.ndarray, rate: int) -> float:
@@ -370,3 +356,49 @@ def training_condition(
         return hard_clip(samples, gain_db=gain), f"clipped {gain:.0f} dB"
     dbfs = float(rng.uniform(-55.0, -12.0))
     return at_level(samples, rate, rms_dbfs=dbfs)[0], f"level {dbfs:.0f} dBFS"
+
+
+def own_babble(samples: np.ndarray, rng: np.random.Generator, talkers: int = 6) -> np.ndarray:
+    """Babble from the clip's own voice: ``talkers`` copies, half of them reversed, each
+    circularly shifted at random. Speech-like in spectrum and rhythm, unintelligible, and
+    made of nothing but the one clip (so a training copy never borrows another speaker)."""
+    total = np.zeros(len(samples))
+    for _ in range(talkers):
+        voice = samples[::-1] if rng.random() < 0.5 else samples
+        total += np.roll(voice.astype(np.float64), int(rng.integers(len(samples))))
+    return total
+
+
+def training_room_or_babble(
+    samples: np.ndarray, rate: int, rng: np.random.Generator
+) -> tuple[np.ndarray, str]:
+    """A training copy in a room (RT60 0.3-1.2 s, rooms other than the benchmark's), under
+    babble of the clip's own voice (:func:`own_babble`, 5-25 dB SNR), or both; and what it was.
+    """
+    choice = rng.choice(["room", "babble", "room+babble"], p=[0.35, 0.35, 0.3])
+    what = []
+    if choice != "babble":
+        rt60 = round(float(rng.uniform(0.3, 1.2)), 1)
+        samples = reverberate(samples, rate, rt60=rt60, room=int(rng.choice(TRAINING_ROOMS)))
+        what.append(f"room RT60 {rt60} s")
+    if choice != "room":
+        snr = float(rng.uniform(5.0, 25.0))
+        samples = mix_at_snr(samples, own_babble(samples, rng), rate, snr)
+        what.append(f"own babble {snr:.0f} dB")
+    return samples, " and ".join(what)
+
+
+def training_telephone(
+    samples: np.ndarray, rate: int, rng: np.random.Generator
+) -> tuple[np.ndarray, str]:
+    """A training copy through a telephone line (G.711 or GSM, back at the input's rate),
+    half of them with noise of a random colour at 10-30 dB SNR first; and what it was."""
+    what = []
+    if rng.random() < 0.5:
+        exponent, snr = float(rng.uniform(0.0, 2.0)), float(rng.uniform(10.0, 30.0))
+        samples = add_noise(samples, rate, rng, exponent=exponent, snr=snr)
+        what.append(f"noise 1/f^{exponent:.1f} {snr:.0f} dB")
+    codec = str(rng.choice(list(LINE_CODECS)))
+    narrow, narrow_rate = telephone(samples, rate, codec=codec)
+    what.append(f"telephone {codec}")
+    return resample(narrow, narrow_rate, rate)[: len(samples)], " and ".join(what)
