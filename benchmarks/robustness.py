@@ -17,7 +17,8 @@ CREMA-D's).
 
 One line per condition and corpus: UAR, the points lost against clean, the label the model
 answers most and its share (``collapse`` when one label takes more than half the clips),
-and the rows refused. ``--json FILE`` keeps every figure.
+the rows refused, and the rows answered "too little speech to judge" (counted in the UAR
+with their most probable label). ``--json FILE`` keeps every figure.
 """
 
 from __future__ import annotations
@@ -89,7 +90,22 @@ def _score(job: tuple[str, list[str]]) -> list[dict]:
         )
         audio.append(base64.b64encode(as_wav_bytes(heard, rate)).decode())
     answers = _model.predict(pd.DataFrame({"audio": audio}))
-    return answers[["emotion", "error"]].to_dict("records")
+    return [
+        {
+            "emotion": row["emotion"],
+            "judged": isinstance(row["emotion"], str),
+            "said": row["emotion"]
+            if isinstance(row["emotion"], str)
+            else _most_probable(row["probabilities"]),
+            "error": row["error"],
+        }
+        for row in answers.to_dict("records")
+    ]
+
+
+def _most_probable(probabilities: dict | None) -> str | None:
+    """The label a row not judged (too little speech) would have had."""
+    return max(probabilities, key=probabilities.get) if isinstance(probabilities, dict) else None
 
 
 def champion_clips(
@@ -122,8 +138,9 @@ def sample_per_corpus(clips: pd.DataFrame, limit: int, seed: int) -> pd.DataFram
 
 
 def summarise(clips: pd.DataFrame, answers: list[dict]) -> dict:
-    """UAR, the most answered label and its share, and refused rows, for one corpus."""
-    said = pd.Series([a["emotion"] for a in answers], index=clips.index)
+    """UAR, the most answered label and its share, refused rows and rows not judged (too
+    little speech heard: scored with their most probable label), for one corpus."""
+    said = pd.Series([a["said"] for a in answers], index=clips.index)
     refused = pd.Series([bool(a["error"]) for a in answers], index=clips.index)
     ok = ~refused & said.notna()
     truth = clips["emotion"][ok]
@@ -133,6 +150,7 @@ def summarise(clips: pd.DataFrame, answers: list[dict]) -> dict:
         "uar": uar,
         "clips": len(clips),
         "refused": int(refused.sum()),
+        "not_judged": sum(not a["judged"] and not a["error"] for a in answers),
         "top_label": label,
         "top_share": count / max(int(ok.sum()), 1),
     }
@@ -205,6 +223,7 @@ def print_line(condition: str, results: dict, corpora: list[str], elapsed: float
         lost = 100 * (clean["uar"] - row["uar"])
         collapse = " COLLAPSE" if row["top_share"] > COLLAPSE_SHARE else ""
         refused = f" refused {row['refused']}" if row["refused"] else ""
+        refused += f" not judged {row['not_judged']}" if row["not_judged"] else ""
         cells.append(
             f"{corpus} {row['uar']:.3f} ({-lost:+5.1f}) top {row['top_label']} "
             f"{row['top_share']:.0%}{collapse}{refused}"
