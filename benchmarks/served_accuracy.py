@@ -10,9 +10,11 @@ Starts ``models:/NAME@champion`` (``--model``, default ``ser-emotion``, from
 ``MLFLOW_TRACKING_URI`` or the local store) with ``mlflow models serve`` as ``ser serve``
 does, on one worker, and POSTs every labelled clip of each folder as raw audio, ``--batch``
 clips per request. For each folder it prints the UAR of the answered ``emotion`` over the
-folder's labels that the model knows (a clip whose label the model lacks is left out), the
+folder's labels that the model knows (a clip whose label the model lacks is left out; a clip
+with too little speech to be judged counts with its most probable label), the
 UAR over angry, happy, neutral and sad (argmax of the served probabilities of those four),
-the rows answered with an error, and the served milliseconds per clip. With
+the rows answered with an error, the rows not judged (too little speech), and the served
+milliseconds per clip. With
 ``--among-folder-labels`` every row also names, in its ``labels`` column, the folder's
 labels that the model knows, so the answer is chosen among those alone.
 """
@@ -54,6 +56,11 @@ def post(url: str, clips: list[ScannedClip], labels: str | None = None) -> list[
         return json.load(response)["predictions"]
 
 
+def _said(answer: dict) -> str:
+    """The answered emotion; the most probable label of a row with too little speech."""
+    return answer["emotion"] or max(answer["probabilities"], key=answer["probabilities"].get)
+
+
 def score_folder(
     url: str, folder: Path, batch: int, known: list[str], among_folder_labels: bool
 ) -> dict[str, str]:
@@ -70,7 +77,7 @@ def score_folder(
     ms_per_clip = 1000 * (time.perf_counter() - started) / len(clips)
     good = [(c.labels.emotion, a) for c, a in zip(clips, answers, strict=True) if not a["error"]]
     truth = [label for label, _ in good if label in known]
-    said = [answer["emotion"] for label, answer in good if label in known]
+    said = [_said(answer) for label, answer in good if label in known]
     four = [(label, answer) for label, answer in good if label in FOUR_CLASSES]
     four_said = [
         max(FOUR_CLASSES, key=lambda k, a=a: a["probabilities"].get(k, -1)) for _, a in four
@@ -88,6 +95,7 @@ def score_folder(
             else ""
         ),
         "errors": str(len(clips) - len(good)),
+        "not judged": str(sum(answer["emotion"] is None for _, answer in good)),
         "served ms/clip": f"{ms_per_clip:.1f}",
     }
 

@@ -84,34 +84,42 @@ def predict(
 
 
 def _write_plot(model: Any, path: Path, row: Any, plot: Path | None, *, several: bool) -> None:
-    """Draw ``row`` over the waveform the model scored (its own loading options) to ``plot``."""
+    """Draw ``row`` over the recording as sent (segment times are seconds into it, at the
+    model's rate) to ``plot``."""
     if plot is None:
         return
     from ser_app.timeline_plot import plot_timeline
     from ser_features.audio import load_audio
 
     target = plot.with_name(f"{plot.stem}-{path.stem}.png") if several else plot
-    clip = load_audio(path, options=model.unwrap_python_model().spec.load)
+    clip = load_audio(path, options=model.unwrap_python_model().spec.load.untouched)
     answer = dict(row)
     plot_timeline(
-        clip.samples,
-        clip.sample_rate,
-        answer,
-        title=f"{path.name}: {answer['emotion']} ({answer['confidence']:.0%})",
-        path=target,
+        clip.samples, clip.sample_rate, answer, title=f"{path.name}: {_verdict(row)}", path=target
     )
     console.print(f"  timeline picture: {target}")
 
 
 def _print_prediction(path: Path, row: Any) -> None:
-    """One file's emotion, confidence and segment timeline."""
+    """One file's emotion, confidence, segment timeline and any warning about what it holds."""
+    from ser_features.quality import in_words
+
     note = " [dim](speaker-normalised in its session)[/]" if row["speaker_normalised"] else ""
-    console.print(f"[bold]{path}[/]: {row['emotion']} ({row['confidence']:.0%}){note}")
+    console.print(f"[bold]{path}[/]: {_verdict(row)}{note}")
     for segment in row["segments"]:
         console.print(
             f"  {segment['start']:7.2f}-{segment['end']:7.2f} s  "
             f"{segment['emotion']:<10} {segment['confidence']:.0%}"
         )
+    for warning in in_words(row["quality"])[1:] if row.get("quality") else []:
+        console.print(f"  [yellow]{warning}[/]", highlight=False)
+
+
+def _verdict(row: Any) -> str:
+    """``emotion (confidence)``, or that no emotion was judged."""
+    if row["emotion"] is None:
+        return "no emotion judged"
+    return f"{row['emotion']} ({row['confidence']:.0%})"
 
 
 def serve(

@@ -49,6 +49,7 @@ from experiments.training.fitting import (
 )
 from flows.extract import ExtractionSummary, extract_features
 from flows.user_console import console
+from ser_features import quality
 from ser_features.clip_source import read_clip_bytes
 from ser_features.extraction import content_digest
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
@@ -102,6 +103,7 @@ def _example_output(classes: list[str]) -> pd.DataFrame:
             "probabilities": [dict.fromkeys(classes, uniform)],
             "segments": [[segment]],
             "speaker_normalised": [False],
+            "quality": [dict(quality.EXAMPLE)],
         }
     )
 

@@ -26,6 +26,7 @@ from ser_app.timeline_plot import plot_timeline, speech_time_shares
 from ser_features.audio import LoadOptions, load_audio
 from ser_features.errors import AudioError
 from ser_features.feature_sets import get_feature_spec
+from ser_features.quality import in_words
 
 NO_COMPARISON = "(none)"
 SYNTHETIC_WARNING = (
@@ -42,30 +43,42 @@ def score_recording(
     load: LoadOptions | None = None,
     labels: list[str] | None = None,
 ) -> tuple[str, Any, dict[str, float]]:
-    """Summary markdown, timeline figure and probabilities of one scorer's answer.
+    """Summary markdown, timeline figure and probabilities of one scorer's answer, with what
+    the recording let the model hear (speech, noise, band, clipping) and any warning.
 
-    ``load`` are the model's own loading options (its feature set's), so the waveform drawn
-    is the one its segment times refer to (e.g. with leading and trailing silence trimmed).
-    ``labels``, when given, are the only ones the answer is chosen among.
+    Segment times are seconds into the recording as sent, so the waveform is drawn untrimmed,
+    at the rate of ``load`` (the model's own loading options). ``labels``, when given, are the
+    only ones the answer is chosen among.
     """
     answer = scorer.score(audio, labels)
     try:
-        clip = load_audio(audio, options=load)
+        clip = load_audio(audio, options=(load or LoadOptions()).untouched)
         samples, rate = clip.samples, clip.sample_rate
     except AudioError:  # the model read it; draw the timeline without a waveform
         rate = 16000
-        samples = np.zeros(int(rate * max(s["end"] for s in answer["segments"])))
+        samples = np.zeros(int(rate * max((s["end"] for s in answer["segments"]), default=1.0)))
     figure = plot_timeline(samples, rate, answer, title=title)
+    lines = [_verdict(title, answer)]
     shares = speech_time_shares(answer)
-    lines = [
-        f"### {title}: **{answer['emotion']}** ({answer['confidence']:.0%})",
-        "Share of speech time: "
-        + ", ".join(f"{emotion} {share:.0%}" for emotion, share in shares.items()),
-    ]
+    if shares:
+        lines.append(
+            "Share of speech time: "
+            + ", ".join(f"{emotion} {share:.0%}" for emotion, share in shares.items())
+        )
     if labels:
         lines.append(f"Answered among {', '.join(labels)} only.")
+    if answer.get("quality"):
+        heard, *warnings = in_words(answer["quality"])
+        lines += [heard, *(f"⚠️ {warning}" for warning in warnings)]
     summary = "\n\n".join(lines)
     return summary, figure, answer["probabilities"]
+
+
+def _verdict(title: str, answer: dict[str, Any]) -> str:
+    """The answer's heading: its emotion and confidence, or that none was judged."""
+    if answer["emotion"] is None:
+        return f"### {title}: **no emotion judged**"
+    return f"### {title}: **{answer['emotion']}** ({answer['confidence']:.0%})"
 
 
 def build_page(model_name: str, *, model_url: str | None = None):

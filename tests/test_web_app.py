@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import soundfile as sf
 from browser import CHROMEDRIVER, CHROMIUM, headless_chrome, open_page, upload_and_score
 from ci_requirements import require
 from experiment_configs import demo_store, write_config
@@ -97,6 +98,8 @@ def test_a_real_clip_gets_its_emotion_timeline_probabilities_and_a_comparison(
     expected = in_process_emotion(clip)  # the same pyfunc, loaded here, says the same
     assert f"@champion: {expected} (" in summary
     assert "Share of speech time:" in summary
+    assert "s of speech; SNR about" in summary and "(16 kHz file)" in summary  # what it heard
+    assert "⚠️" not in summary  # a clean studio clip raises no warning
     assert browser.find_elements(By.CSS_SELECTOR, "#timeline img"), "no timeline picture"
     probabilities = browser.find_element(By.ID, "probabilities").text
     for label in ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"):
@@ -123,6 +126,31 @@ def test_ticked_labels_are_the_only_ones_answered_among(app_url, browser, shared
     assert "sad" in probabilities and "angry" in probabilities
     for label in ("neutral", "calm", "happy", "fearful", "disgust", "surprised"):
         assert label not in probabilities
+
+
+def test_too_little_or_noisy_speech_is_said_in_plain_words(app_url, browser, shared_data, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from ser_features.conditions import simulate
+
+    samples, rate = sf.read(
+        sorted((shared_data / "ravdess" / "Actor_02").glob("03-01-05-02-*.flac"))[0],
+        dtype="float32",
+    )
+    short, noisy = tmp_path / "short.wav", tmp_path / "noisy.wav"
+    sf.write(short, samples[int(1.0 * rate) : int(1.3 * rate)], rate)
+    sf.write(noisy, *simulate("pink_noise_10db", samples, rate, seed=0))
+
+    open_page(browser, app_url["url"])
+    upload_and_score(browser, short)
+    summary = browser.find_element(By.ID, "summary").text
+    assert "@champion: no emotion judged" in summary
+    assert "Too little speech to judge (" in summary and "s needed" in summary
+
+    open_page(browser, app_url["url"])
+    upload_and_score(browser, noisy)
+    summary = browser.find_element(By.ID, "summary").text
+    assert "Noisy recording (SNR" in summary and "less reliable" in summary
 
 
 def test_a_file_that_is_not_audio_shows_a_readable_message(app_url, browser, tmp_path):

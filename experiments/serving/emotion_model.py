@@ -1,4 +1,5 @@
-"""The served model: base64 audio in, emotion, confidence, probabilities and segments out.
+"""The served model: base64 audio in, emotion, confidence, probabilities, segments and what
+the recording lets a listener hear (``quality``) out.
 
 It carries the whole inference path (decode, the training feature set's loading and
 description, the fitted classifier) so ``mlflow models serve`` needs nothing else.  Bad
@@ -18,6 +19,12 @@ What it answers among: every label it learnt, unless a row's ``labels`` names so
 (comma-separated, e.g. ``angry,happy,neutral,sad``): that row's probabilities are then
 renormalised over those labels alone, for users whose recordings cannot carry the others
 (a model trained with RAVDESS knows ``calm``, which most corpora do not have).
+
+What it hears: every answer carries the recording's ``quality`` facts (seconds of speech,
+estimated SNR, sample rate, bandwidth, clipping, speech level) and warnings
+(:mod:`ser_features.quality`). A recording with less speech than
+:data:`~ser_features.quality.MIN_SPEECH_S` is answered with no emotion and no confidence (its
+probabilities are still given): too little to judge, not a bad request.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -48,11 +55,11 @@ from experiments.serving.prediction_log import (
     monitored_columns,
     quality_facts,
 )
+from experiments.serving.recording import as_recorded, hear, judged_pieces
 from experiments.training.normalisation import MIN_CLIPS_PER_SPEAKER, standardise_per_speaker
-from ser_features.audio import Clip, load_audio
+from ser_features.audio import Clip
 from ser_features.errors import AudioError
 from ser_features.feature_sets import FeatureSpec, feature_set_columns, get_feature_spec
-from ser_features.segments import speech_segments
 
 AUDIO_COLUMN = "audio"
 #: Optional input column: rows with the same value are clips of one speaker.
@@ -67,7 +74,10 @@ OUTPUT_COLUMNS = [
     "speaker_normalised",
     "error",
     "model_version",
+    "quality",
 ]
+#: The warning that leaves a row unjudged (no emotion, no confidence).
+TOO_LITTLE_SPEECH = "too_little_speech"
 DEFAULT_MAX_DURATION_S = 600.0
 DEFAULT_MAX_SEGMENT_S = 8.0
 
@@ -129,6 +139,21 @@ class ServedVersion:
     def monitored_columns(self) -> list[str]:
         """The feature columns the prediction log keeps for this version (worked out once)."""
         return monitored_columns(list(feature_set_columns(self.spec.name)))
+
+
+class Described(NamedTuple):
+    """One row read and described: the spans judged apart (seconds into the recording as
+    received), their feature rows, the facts logged and the quality facts answered."""
+
+    spans: list[tuple[float, float]]
+    features: pd.DataFrame
+    facts: dict[str, Any]
+    quality: dict[str, Any]
+
+    @property
+    def judged(self) -> bool:
+        """Whether it holds enough speech to be given an emotion."""
+        return TOO_LITTLE_SPEECH not in self.quality["warnings"]
 
 
 def load_served_version(
@@ -211,7 +236,7 @@ class EmotionModel(PythonModel):
         served = self.served  # this request is answered by one version, start to end
         started = time.perf_counter()
         deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
-        described: list[tuple[list, pd.DataFrame] | None] = []
+        described: list[Described | None] = []
         errors: list[RequestError | None] = []
         answer_labels: list[list[str] | None] = []
         for position, value in enumerate(model_input[AUDIO_COLUMN]):
@@ -230,7 +255,8 @@ class EmotionModel(PythonModel):
         if not good.any():
             raise errors[0] if len(errors) == 1 else bad_request(_every_row_failed(errors))
         logged = self._monitored(served, described) if self._log is not None else None
-        normalised = self._session_rows(served, model_input, good)
+        judged = np.array([item is not None and item.judged for item in described])
+        normalised = self._session_rows(served, model_input, judged)
         if normalised.any():
             self._normalise_sessions(described, model_input[SESSION_COLUMN], normalised)
         answers = self._answer_all(served, described, normalised, answer_labels)
@@ -260,9 +286,10 @@ class EmotionModel(PythonModel):
         """Each row's quality facts and the mean of its pieces' monitored feature columns
         (before any session normalisation), for the prediction log."""
         columns = served.monitored_columns
-        facts = [None if item is None else item[2] for item in described]
+        facts = [None if item is None else item.facts for item in described]
         features = [
-            None if item is None else item[1][columns].mean(axis=0).to_dict() for item in described
+            None if item is None else item.features[columns].mean(axis=0).to_dict()
+            for item in described
         ]
         return facts, features
 
@@ -293,7 +320,7 @@ class EmotionModel(PythonModel):
     def _answer_all(
         self,
         served: ServedVersion,
-        described: list[tuple[list, pd.DataFrame] | None],
+        described: list[Described | None],
         normalised: np.ndarray,
         answer_labels: list[list[str] | None],
     ) -> dict[int, dict[str, Any]]:
@@ -306,24 +333,25 @@ class EmotionModel(PythonModel):
             if not chosen:
                 continue
             predictor = served.session_predictor if flag else served.predictor
-            stacked = pd.concat([described[i][1] for i in chosen], ignore_index=True)
+            stacked = pd.concat([described[i].features for i in chosen], ignore_index=True)
             proba = predictor.predict_proba(stacked)
             start = 0
             for i in chosen:
-                spans = described[i][0]
-                rows, classes = proba[start : start + len(spans)], list(predictor.classes)
+                pieces = len(described[i].spans)
+                rows, classes = proba[start : start + pieces], list(predictor.classes)
                 if answer_labels[i] is not None:
                     rows = rows[:, [classes.index(label) for label in answer_labels[i]]]
                     rows = rows / np.maximum(rows.sum(axis=1, keepdims=True), 1e-12)
                     classes = answer_labels[i]
-                answers[i] = _answer(spans, rows, classes, normalised=flag)
-                start += len(spans)
+                answers[i] = _answer(described[i], rows, classes, normalised=flag)
+                start += pieces
         return answers
 
     def _session_rows(
         self, served: ServedVersion, model_input: pd.DataFrame, good: np.ndarray
     ) -> np.ndarray:
-        """Which good rows belong to a session with enough good clips to be normalised."""
+        """Which good rows belong to a session with enough good clips to be normalised (rows
+        with too little speech to judge neither count nor are normalised)."""
         flags = np.zeros(len(model_input), dtype=bool)
         if SESSION_COLUMN not in model_input.columns or served.session_predictor is None:
             return flags
@@ -333,38 +361,41 @@ class EmotionModel(PythonModel):
         return (present & sessions.astype(str).map(counts).ge(MIN_CLIPS_PER_SPEAKER)).to_numpy()
 
     def _normalise_sessions(
-        self, described: list[tuple[list, pd.DataFrame]], sessions: pd.Series, rows: np.ndarray
+        self, described: list[Described], sessions: pd.Series, rows: np.ndarray
     ) -> None:
         """Standardise the features of flagged rows by their session's pieces, in place."""
         chosen = np.flatnonzero(rows)
-        stacked = pd.concat([described[i][1] for i in chosen], ignore_index=True)
-        groups = np.concatenate([[str(sessions.iloc[i])] * len(described[i][1]) for i in chosen])
+        stacked = pd.concat([described[i].features for i in chosen], ignore_index=True)
+        groups = np.concatenate(
+            [[str(sessions.iloc[i])] * len(described[i].features) for i in chosen]
+        )
         normalised = standardise_per_speaker(stacked, groups)
         start = 0
         for i in chosen:
-            spans, features, facts = described[i]
-            end = start + len(features)
-            described[i] = (spans, normalised.iloc[start:end].reset_index(drop=True), facts)
+            end = start + len(described[i].features)
+            features = normalised.iloc[start:end].reset_index(drop=True)
+            described[i] = described[i]._replace(features=features)
             start = end
 
     def _describe(
         self, served: ServedVersion, value: Any, position: int, deadline: float | None
-    ) -> tuple[list, pd.DataFrame, dict[str, float]]:
-        """Decode one row, split it at pauses if long, and describe every piece in time;
-        with the input's quality facts (for the prediction log)."""
+    ) -> Described:
+        """Decode one row as received, measure what it lets a listener hear, split it where
+        its speech stops if long, and describe every piece in time."""
         self._check_deadline(deadline, position)
-        clip = self._decode(served, value, position)
-        if clip.duration_s > served.max_duration_s:
+        recorded = self._decode(served, value, position)
+        if recorded.duration_s > served.max_duration_s:
             raise bad_request(
-                f"row {position}: audio is {clip.duration_s:.0f} s long; the limit is "
+                f"row {position}: audio is {recorded.duration_s:.0f} s long; the limit is "
                 f"{served.max_duration_s:.0f} s (split the recording or raise max_duration_s)"
             )
-        spans = (
-            [(0.0, clip.duration_s)]
-            if clip.duration_s <= served.max_segment_s
-            else speech_segments(clip.samples, clip.sample_rate, max_segment_s=served.max_segment_s)
-        )
-        pieces = [_cut(clip, start, end) for start, end in spans]
+        probability, quality = hear(recorded)
+        try:
+            spans, pieces = judged_pieces(
+                recorded, probability, served.spec.load, max_segment_s=served.max_segment_s
+            )
+        except AudioError as exc:
+            raise bad_request(f"row {position}: {exc}") from None
         described = []
         for piece in pieces:
             self._check_deadline(deadline, position)
@@ -372,8 +403,8 @@ class EmotionModel(PythonModel):
         columns = list(described[0])
         # One float block: building a frame from a list of dicts costs ~70 ms at 6373 columns.
         values = np.array([[row[name] for name in columns] for row in described])
-        facts = quality_facts(clip.samples, clip.sample_rate)
-        return spans, pd.DataFrame(values, columns=columns), facts
+        facts = quality_facts(recorded.samples, recorded.sample_rate, quality)
+        return Described(spans, pd.DataFrame(values, columns=columns), facts, quality)
 
     def _check_deadline(self, deadline: float | None, position: int) -> None:
         if deadline is not None and time.monotonic() > deadline:
@@ -399,7 +430,7 @@ class EmotionModel(PythonModel):
                 f"row {position}: {AUDIO_COLUMN!r} is not valid base64 ({exc}){hint}"
             ) from None
         try:
-            return load_audio(raw, options=served.spec.load, max_duration_s=served.max_duration_s)
+            return as_recorded(raw, max_duration_s=served.max_duration_s)
         except AudioError as exc:
             raise bad_request(f"row {position}: {exc}") from None
 
@@ -416,9 +447,11 @@ _PATH_LIKE = re.compile(
 
 
 def _answer(
-    spans: list[tuple[float, float]], proba: np.ndarray, classes: list[str], *, normalised: bool
+    item: Described, proba: np.ndarray, classes: list[str], *, normalised: bool
 ) -> dict[str, Any]:
-    """One row's answer from its pieces' probabilities, weighted by their durations."""
+    """One row's answer from its pieces' probabilities, weighted by their durations; with no
+    emotion, confidence or segments when it holds too little speech to judge."""
+    spans = item.spans
     weights = np.array([end - start for start, end in spans])
     overall = (proba * weights[:, None]).sum(axis=0) / weights.sum()
     best = int(np.argmax(overall))
@@ -432,12 +465,13 @@ def _answer(
         for (start, end), row in zip(spans, proba, strict=True)
     ]
     return {
-        "emotion": classes[best],
-        "confidence": float(overall[best]),
+        "emotion": classes[best] if item.judged else None,
+        "confidence": float(overall[best]) if item.judged else None,
         "probabilities": {label: float(p) for label, p in zip(classes, overall, strict=True)},
-        "segments": segments,
+        "segments": segments if item.judged else [],
         "speaker_normalised": normalised,
         "error": None,
+        "quality": item.quality,
     }
 
 
@@ -450,6 +484,7 @@ def _error_row(message: str) -> dict[str, Any]:
         "segments": [],
         "speaker_normalised": False,
         "error": message,
+        "quality": None,
     }
 
 
@@ -457,12 +492,6 @@ def _every_row_failed(errors: list[RequestError | None], *, shown: int = 5) -> s
     reasons = [error.reason for error in errors if error is not None]
     more = f"; and {len(reasons) - shown} more" if len(reasons) > shown else ""
     return f"every row failed: {'; '.join(reasons[:shown])}{more}"
-
-
-def _cut(clip: Clip, start: float, end: float) -> Clip:
-    """The part of ``clip`` between ``start`` and ``end`` seconds."""
-    first, last = int(start * clip.sample_rate), int(end * clip.sample_rate)
-    return replace(clip, samples=clip.samples[first:last])
 
 
 def _registered_version(name: str, alias: str, model_dir: Path) -> str | None:

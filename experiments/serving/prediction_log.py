@@ -12,9 +12,11 @@ a time window with pandas; the columns are the same whichever store holds them.
 One row per answered or refused input row (:data:`SCHEMA_VERSION` in the file metadata):
 ``time`` (UTC), ``model_name``, ``model_version``, ``request_ms``, ``emotion``,
 ``confidence``, ``probabilities`` (JSON), ``refused`` and ``reason``, the input's
-``duration_s``, ``rms_dbfs`` and ``clipped_share``, and the mean over the row's segments of the
-monitored feature columns (:func:`monitored_columns`, named as in the feature table), never
-the audio itself.
+``duration_s``, ``rms_dbfs`` and ``clipped_share`` and the rest of its quality facts
+(``speech_s``, ``snr_db``, ``sample_rate``, ``bandwidth_hz``, ``level_dbfs`` and ``warnings``,
+comma-separated; all measured on the recording as received), and the mean over the row's
+segments of the monitored feature columns (:func:`monitored_columns`, named as in the feature
+table), never the audio itself.
 """
 
 from __future__ import annotations
@@ -53,14 +55,37 @@ def monitored_columns(columns: list[str], *, limit: int = MONITORED) -> list[str
     return [chosen[int(i)] for i in np.linspace(0, len(chosen) - 1, limit).round()]
 
 
-def quality_facts(samples: np.ndarray, sample_rate: int) -> dict[str, float]:
-    """Duration, RMS level (dBFS) and the share of samples at full scale, of a loaded clip."""
+#: The facts logged per row (NaN for a refused row).
+LOGGED_FACTS = (
+    "duration_s",
+    "rms_dbfs",
+    "clipped_share",
+    "speech_s",
+    "snr_db",
+    "sample_rate",
+    "bandwidth_hz",
+    "level_dbfs",
+    "warnings",
+)
+
+
+def quality_facts(
+    samples: np.ndarray, sample_rate: int, quality: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Duration, RMS level (dBFS) and the share of samples at full scale of a recording, and
+    its answered ``quality`` facts when given (``warnings`` joined by commas)."""
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
-    return {
+    facts: dict[str, Any] = {
         "duration_s": len(samples) / sample_rate,
         "rms_dbfs": 20 * np.log10(max(rms, 1e-12)),
         "clipped_share": float(np.mean(np.abs(samples) >= 0.999)) if len(samples) else 0.0,
     }
+    if quality is not None:
+        facts.update({name: quality[name] for name in LOGGED_FACTS if name in quality})
+        facts["snr_db"] = np.nan if quality["snr_db"] is None else quality["snr_db"]
+        facts["level_dbfs"] = np.nan if quality["level_dbfs"] is None else quality["level_dbfs"]
+        facts["warnings"] = ",".join(quality["warnings"])
+    return facts
 
 
 class PredictionLog:
@@ -140,7 +165,7 @@ def answer_rows(
                 "probabilities": json.dumps(answer.get("probabilities") or {}),
                 "refused": answer.get("error") is not None,
                 "reason": answer.get("error"),
-                **(fact or dict.fromkeys(("duration_s", "rms_dbfs", "clipped_share"), np.nan)),
+                **(fact or dict.fromkeys(LOGGED_FACTS, np.nan)),
                 **(described or {}),
             }
         )
