@@ -23,7 +23,7 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
-from robustness import RATE, champion_clips, load_samples, sample_per_corpus, seed_of
+from robustness import champion_clips, condition_wav, load_samples, sample_per_corpus
 
 WARNINGS = ("too_little_speech", "low_snr", "narrowband", "clipped", "quiet")
 DEFAULT_CONDITIONS = (
@@ -47,16 +47,8 @@ DEFAULT_CONDITIONS = (
 def heard_through(condition: str, path: str, pool: list[np.ndarray]) -> dict:
     """The quality facts of one clip through ``condition``, as the server measures them."""
     from experiments.serving.recording import as_recorded, hear
-    from ser_features.conditions import Context, as_wav_bytes, simulate
 
-    samples, rate = simulate(
-        condition,
-        load_samples(path),
-        RATE,
-        seed=seed_of(path, condition),
-        context=Context(babble_pool=pool),
-    )
-    return hear(as_recorded(as_wav_bytes(samples, rate)))[1]
+    return hear(as_recorded(condition_wav(condition, path, pool)))[1]
 
 
 def summary_line(condition: str, corpus: str, facts: list[dict]) -> str:

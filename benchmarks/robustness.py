@@ -65,6 +65,20 @@ def load_samples(path: str) -> np.ndarray:
     return resample(data.mean(axis=1).astype(np.float32), rate, RATE)
 
 
+def condition_wav(condition: str, path: str, pool: list[np.ndarray]) -> bytes:
+    """The WAV bytes of clip ``path`` heard through ``condition`` (babble from ``pool``)."""
+    from ser_features.conditions import Context, as_wav_bytes, simulate
+
+    heard, rate = simulate(
+        condition,
+        load_samples(path),
+        RATE,
+        seed=seed_of(path, condition),
+        context=Context(babble_pool=pool),
+    )
+    return as_wav_bytes(heard, rate)
+
+
 def _start_worker(model_uri: str, pool_paths: list[str]) -> None:
     global _model, _pool
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -76,19 +90,8 @@ def _start_worker(model_uri: str, pool_paths: list[str]) -> None:
 
 def _score(job: tuple[str, list[str]]) -> list[dict]:
     """The pyfunc's answers for ``paths`` heard through ``condition`` (one request's rows)."""
-    from ser_features.conditions import Context, as_wav_bytes, simulate
-
     condition, paths = job
-    audio = []
-    for path in paths:
-        heard, rate = simulate(
-            condition,
-            load_samples(path),
-            RATE,
-            seed=seed_of(path, condition),
-            context=Context(babble_pool=_pool),
-        )
-        audio.append(base64.b64encode(as_wav_bytes(heard, rate)).decode())
+    audio = [base64.b64encode(condition_wav(condition, path, _pool)).decode() for path in paths]
     answers = _model.predict(pd.DataFrame({"audio": audio}))
     return [
         {
