@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ser_features import conditions
 from ser_features.audio import Clip
 from ser_features.numba_kernels import load_librosa_kernels
 
@@ -104,22 +105,12 @@ def _time_stretch(samples: np.ndarray, sample_rate: int, draws: Draws) -> np.nda
     return samples if snr_db is None else _add_noise(samples, snr_db, draws.noise)
 
 
-def _recording_condition(samples: np.ndarray, sample_rate: int, draws: Draws) -> np.ndarray:
-    from ser_features.conditions import training_condition
-
-    return training_condition(samples, sample_rate, draws.noise)[0]
-
-
-def _room_or_babble(samples: np.ndarray, sample_rate: int, draws: Draws) -> np.ndarray:
-    from ser_features.conditions import training_room_or_babble
-
-    return training_room_or_babble(samples, sample_rate, draws.noise)[0]
-
-
-def _telephone_line(samples: np.ndarray, sample_rate: int, draws: Draws) -> np.ndarray:
-    from ser_features.conditions import training_telephone
-
-    return training_telephone(samples, sample_rate, draws.noise)[0]
+def _condition_draw(
+    draw: Callable[[np.ndarray, int, np.random.Generator], tuple[np.ndarray, str]],
+) -> Callable[[np.ndarray, int, Draws], np.ndarray]:
+    """An ``apply`` from a training draw of :mod:`ser_features.conditions`, fed the copy's
+    noise generator."""
+    return lambda samples, sample_rate, draws: draw(samples, sample_rate, draws.noise)[0]
 
 
 AUGMENTATIONS: dict[str, Augmentation] = {
@@ -135,7 +126,7 @@ AUGMENTATIONS: dict[str, Augmentation] = {
             1,
             "one random recording condition (noise 5-30 dB SNR, room, telephone, codec, "
             "clipping, level; ser_features.conditions.training_condition), as recorded",
-            _recording_condition,
+            _condition_draw(conditions.training_condition),
             as_recorded=True,
         ),
         Augmentation(
@@ -143,7 +134,7 @@ AUGMENTATIONS: dict[str, Augmentation] = {
             1,
             "a room (RT60 0.3-1.2 s), babble of the clip's own voice (5-25 dB SNR), or both "
             "(ser_features.conditions.training_room_or_babble), as recorded",
-            _room_or_babble,
+            _condition_draw(conditions.training_room_or_babble),
             as_recorded=True,
         ),
         Augmentation(
@@ -151,7 +142,7 @@ AUGMENTATIONS: dict[str, Augmentation] = {
             1,
             "a telephone line, G.711 or GSM, half with 10-30 dB noise first "
             "(ser_features.conditions.training_telephone), as recorded",
-            _telephone_line,
+            _condition_draw(conditions.training_telephone),
             as_recorded=True,
         ),
     )

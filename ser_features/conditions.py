@@ -317,6 +317,15 @@ def as_wav_bytes(samples: np.ndarray, rate: int) -> bytes:
     return buffer.getvalue()
 
 
+def _random_noise(
+    samples: np.ndarray, rate: int, rng: np.random.Generator, *, min_snr: float
+) -> tuple[np.ndarray, str]:
+    """``samples`` with noise of a random colour (1/f^0 to 1/f^2) at ``min_snr``-30 dB SNR."""
+    exponent, snr = float(rng.uniform(0.0, 2.0)), float(rng.uniform(min_snr, 30.0))
+    noisy = add_noise(samples, rate, rng, exponent=exponent, snr=snr)
+    return noisy, f"noise 1/f^{exponent:.1f} {snr:.0f} dB"
+
+
 def training_condition(
     samples: np.ndarray, rate: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, str]:
@@ -337,12 +346,8 @@ def training_condition(
         if choice == "room":
             return samples, what
     if choice in ("noise", "room+noise"):
-        exponent, snr = float(rng.uniform(0.0, 2.0)), float(rng.uniform(5.0, 30.0))
-        noisy = add_noise(samples, rate, rng, exponent=exponent, snr=snr)
-        return (
-            noisy,
-            f"{'room and ' if choice != 'noise' else ''}noise 1/f^{exponent:.1f} {snr:.0f} dB",
-        )
+        noisy, what = _random_noise(samples, rate, rng, min_snr=5.0)
+        return noisy, ("room and " if choice != "noise" else "") + what
     if choice == "telephone":
         codec = str(rng.choice(list(LINE_CODECS)))
         narrow, narrow_rate = telephone(samples, rate, codec=codec)
@@ -395,9 +400,8 @@ def training_telephone(
     half of them with noise of a random colour at 10-30 dB SNR first; and what it was."""
     what = []
     if rng.random() < 0.5:
-        exponent, snr = float(rng.uniform(0.0, 2.0)), float(rng.uniform(10.0, 30.0))
-        samples = add_noise(samples, rate, rng, exponent=exponent, snr=snr)
-        what.append(f"noise 1/f^{exponent:.1f} {snr:.0f} dB")
+        samples, noise = _random_noise(samples, rate, rng, min_snr=10.0)
+        what.append(noise)
     codec = str(rng.choice(list(LINE_CODECS)))
     narrow, narrow_rate = telephone(samples, rate, codec=codec)
     what.append(f"telephone {codec}")
