@@ -123,7 +123,7 @@ AUGMENTATIONS: dict[str, Augmentation] = {
         ),
         Augmentation(
             "recording_conditions",
-            1,
+            2,
             "one random recording condition (noise 5-30 dB SNR, room, telephone, codec, "
             "clipping, level; ser_features.conditions.training_condition), as recorded",
             _condition_draw(conditions.training_condition),
@@ -131,7 +131,7 @@ AUGMENTATIONS: dict[str, Augmentation] = {
         ),
         Augmentation(
             "room_or_babble",
-            1,
+            2,
             "a room (RT60 0.3-1.2 s), babble of the clip's own voice (5-25 dB SNR), or both "
             "(ser_features.conditions.training_room_or_babble), as recorded",
             _condition_draw(conditions.training_room_or_babble),

@@ -101,6 +101,9 @@ def room_impulse(rt60: float, rate: int, room: int) -> np.ndarray:
     import pyroomacoustics as pra
 
     rng = np.random.default_rng(room)
+    # the randomised image sources draw from the package's own generators: seed them too, or
+    # the same room differs from one process to the next
+    pra.random.seed(numpy=room, libroom=room)
     size = rng.uniform([4.0, 3.5, 2.5], [8.0, 6.5, 3.2])
     absorption, max_order = pra.inverse_sabine(rt60, size)
     shoebox = pra.ShoeBox(

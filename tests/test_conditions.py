@@ -49,6 +49,23 @@ def test_every_condition_is_deterministic_for_a_seed(speech, pool, name):
         assert not np.array_equal(first, other)
 
 
+def test_a_room_is_the_same_room_in_every_process():
+    import subprocess
+    import sys
+
+    code = (
+        "from ser_features.conditions import room_impulse; import hashlib; "
+        "print(hashlib.sha1(room_impulse(0.6, 16000, 3).tobytes()).hexdigest())"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+
+
 @pytest.mark.parametrize("snr", [30, 20, 10, 5])
 def test_noise_lands_at_its_snr_against_the_active_speech_level(speech, snr):
     samples, rate = speech
