@@ -68,7 +68,12 @@ from experiments.evaluation.splits import (
 from experiments.families import FAMILIES, FEATURES, OptionsError, get_family
 from experiments.training.normalisation import NORMALISATIONS
 from ser_features.augmentation import AUGMENTATIONS
-from ser_features.feature_sets import DEFAULT_FEATURE_SET, FEATURE_SETS, feature_set_parts
+from ser_features.feature_sets import (
+    DEFAULT_FEATURE_SET,
+    FEATURE_SETS,
+    feature_set_parts,
+    is_ssl_name,
+)
 from ser_features.labels import apply_label_scheme
 
 #: Every family an experiment file may name under ``trainers:`` (the registry's keys).
@@ -169,7 +174,7 @@ class DataConfig(_Section):
             parts = feature_set_parts(name)
         except ValueError as exc:
             raise ValueError(str(exc)) from None
-        if len(parts) == 1 and name not in FEATURE_SETS:
+        if len(parts) == 1 and name not in FEATURE_SETS and not is_ssl_name(name):
             raise ValueError(f"{name!r} is not one of {list(FEATURE_SETS)}")
         return name
 

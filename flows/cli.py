@@ -16,7 +16,7 @@ from flows.user_console import (
     quiet_libraries,
     quiet_library_environment,
 )
-from ser_features.feature_sets import DEFAULT_FEATURE_SET, FEATURE_SETS
+from ser_features.feature_sets import DEFAULT_FEATURE_SET, FEATURE_SETS, get_feature_spec
 
 app = typer.Typer(
     help="Speech emotion recognition: extract features, train with AutoML, track in MLflow.",
@@ -56,7 +56,10 @@ def extract(
     ),
     out: Path = typer.Option(..., "--out", help="Folder for the parquet tables."),
     features: str = typer.Option(
-        DEFAULT_FEATURE_SET, "--features", help=f"Feature set: {', '.join(FEATURE_SETS)}."
+        DEFAULT_FEATURE_SET,
+        "--features",
+        help=f"Feature set: {', '.join(FEATURE_SETS)}, a pretrained encoder "
+        "ssl:<hub id or folder>, or several joined by +.",
     ),
     workers: int = typer.Option(2, "--workers", min=1, help="Parallel processes."),
     dask_address: str | None = typer.Option(
@@ -77,8 +80,10 @@ def extract(
     from ser_features.manifests import ManifestError
     from ser_features.parquet_io import TableWriteError
 
-    if features not in FEATURE_SETS:
-        fail(f"unknown feature set {features!r}; choose one of: {', '.join(FEATURE_SETS)}")
+    try:
+        get_feature_spec(features)  # a missing encoder is named here, before any work
+    except ValueError as exc:
+        fail(str(exc))
     missing = [str(d) for d in data_dirs if not d.exists()]
     if missing:
         fail(f"no such folder or manifest: {', '.join(missing)}")

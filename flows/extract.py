@@ -9,6 +9,7 @@ sentence and the previous tables intact.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import multiprocessing
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -243,6 +244,7 @@ def _one_thread_per_worker() -> None:
     """Processes are the parallelism: keep BLAS/OpenMP pools from oversubscribing cores."""
     from threadpoolctl import threadpool_limits
 
+    os.environ["OMP_NUM_THREADS"] = "1"  # read by torch when an encoder first imports it
     threadpool_limits(1)
 
 
@@ -301,7 +303,7 @@ def _extract(
     started = time.perf_counter()
     spec = get_feature_spec(feature_set)
     tag = get_augmentation(augmentation).tag if augmentation else None
-    made_with = f"{spec.tag}+{tag}" if tag else spec.tag
+    made_with = f"{spec.cache_key}+{tag}" if tag else spec.cache_key
     discard_partial_writes(out)  # temporary files of a killed run
     checkpoint = BatchCheckpoint(out, made_with)
     jobs, unreadable, skipped = scan_audio_sources(data_dirs)

@@ -51,7 +51,9 @@ from flows.extract import ExtractionSummary, extract_features
 from flows.user_console import console
 from ser_features import quality
 from ser_features.clip_source import read_clip_bytes
+from ser_features.encoders import carry_encoder
 from ser_features.extraction import content_digest
+from ser_features.feature_sets.ssl import encoder_params, encoders_of
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
 
 
@@ -153,6 +155,7 @@ def train_and_log_family(
             mlflow.log_params(flatten_params(result.trainer.params(), prefix="model."))
             mlflow.log_params(_protocol_params(config, split, table))
             mlflow.log_params({"features_path": str(Path(features_path).resolve())})
+            mlflow.log_params(encoder_params(config.data.features))
             mlflow.log_params(provenance())
             tested = table.iloc[split.test_index]
             mlflow.log_dict(
@@ -171,6 +174,8 @@ def train_and_log_family(
                     feature_set=config.data.features,
                     normaliser=result.normaliser,
                 )
+                for identity in encoders_of(config.data.features):
+                    carry_encoder(identity, predictor_dir)  # served without the hub
                 if family in config.serving.session_model:
                     _add_session_companion(family, params, config, table, split, predictor_dir)
                 served = load_predictor(predictor_dir)
@@ -301,6 +306,7 @@ def train_models(
     ) as parent:
         mlflow.log_params(_protocol_params(config, split, table))
         mlflow.log_params({"config_file": str(config.source), "families": ",".join(chosen)})
+        mlflow.log_params(encoder_params(config.data.features))
         mlflow.log_params(provenance())
         mlflow.log_dict(
             {

@@ -11,12 +11,12 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ser_features.audio import load_audio, prepare
+from ser_features.audio import Clip, load_audio, prepare
 from ser_features.augmentation import augment_clip, get_augmentation
 from ser_features.clip_source import clip_key, span_digest
 from ser_features.corpora import ClipLabels
 from ser_features.errors import AudioError
-from ser_features.feature_sets import get_feature_spec
+from ser_features.feature_sets import FeatureSpec, get_feature_spec
 
 #: Columns of the manifest, in order; the feature table starts with the same columns.
 #: ``path`` is the clip's key (:func:`~ser_features.clip_source.clip_key`): a file, or a span
@@ -103,27 +103,61 @@ class ClipOutcome:
 
 def extract_clip(job: ClipJob, feature_set: str) -> ClipOutcome:
     """Load, validate and describe ``job`` with the feature set called ``feature_set``."""
+    return extract_batch([job], feature_set)[0]
+
+
+def extract_batch(jobs: list[ClipJob], feature_set: str) -> list[ClipOutcome]:
+    """Describe a batch of clips, the unit of work sent to a process or Dask worker.
+
+    The clips that load are described together (one encoder batch for ``ssl:`` sets); if
+    that fails, each is described on its own so a failure is pinned on its clip.
+    """
     spec = get_feature_spec(feature_set)
-    key, digest = job.key, job.clip_digest
+    outcomes: list[ClipOutcome | None] = [None] * len(jobs)
+    loaded: list[tuple[int, Clip]] = []
+    for i, job in enumerate(jobs):
+        try:
+            loaded.append((i, _load(job, spec)))
+        except Exception as exc:  # a decoder or numeric failure must quarantine, not crash
+            outcomes[i] = _refused(job, exc)
     try:
-        augmentation = get_augmentation(job.augmentation) if job.augmentation else None
-        if augmentation is not None and augmentation.as_recorded:
-            recorded = load_audio(job.path, options=spec.load.untouched, span=job.span)
-            clip = prepare(augment_clip(recorded, augmentation, digest=digest), spec.load)
-        else:
-            clip = load_audio(job.path, options=spec.load, span=job.span)
-            if augmentation is not None:
-                clip = augment_clip(clip, augmentation, digest=digest)
-        features = spec.describe(clip)
-    except AudioError as exc:
-        return ClipOutcome(key, digest, reason=str(exc))
-    except Exception as exc:  # a decoder or numeric failure must quarantine, not crash the run
-        return ClipOutcome(
-            key, digest, reason=f"feature extraction failed: {type(exc).__name__}: {exc}"
-        )
+        described = spec.describe_many([clip for _, clip in loaded])
+    except Exception:
+        described = None
+    for position, (i, clip) in enumerate(loaded):
+        try:
+            features = described[position] if described else spec.describe(clip)
+        except Exception as exc:
+            outcomes[i] = _refused(jobs[i], exc)
+            continue
+        outcomes[i] = _described(jobs[i], clip, features)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _load(job: ClipJob, spec: FeatureSpec) -> Clip:
+    """The clip of ``job`` as ``spec`` loads it, transformed by its augmentation if any."""
+    augmentation = get_augmentation(job.augmentation) if job.augmentation else None
+    if augmentation is not None and augmentation.as_recorded:
+        recorded = load_audio(job.path, options=spec.load.untouched, span=job.span)
+        return prepare(augment_clip(recorded, augmentation, digest=job.clip_digest), spec.load)
+    clip = load_audio(job.path, options=spec.load, span=job.span)
+    if augmentation is not None:
+        clip = augment_clip(clip, augmentation, digest=job.clip_digest)
+    return clip
+
+
+def _refused(job: ClipJob, exc: Exception) -> ClipOutcome:
+    if isinstance(exc, AudioError):
+        reason = str(exc)
+    else:
+        reason = f"feature extraction failed: {type(exc).__name__}: {exc}"
+    return ClipOutcome(job.key, job.clip_digest, reason=reason)
+
+
+def _described(job: ClipJob, clip: Clip, features: dict[str, float]) -> ClipOutcome:
     manifest = {
-        "path": key,
-        "digest": digest,
+        "path": job.key,
+        "digest": job.clip_digest,
         **asdict(job.labels),
         "start": math.nan if job.start is None else job.start,
         "end": math.nan if job.end is None else job.end,
@@ -131,9 +165,4 @@ def extract_clip(job: ClipJob, feature_set: str) -> ClipOutcome:
         "original_sample_rate": clip.original_sample_rate,
         "original_channels": clip.original_channels,
     }
-    return ClipOutcome(key, digest, manifest=manifest, features=features)
-
-
-def extract_batch(jobs: list[ClipJob], feature_set: str) -> list[ClipOutcome]:
-    """:func:`extract_clip` over a batch, the unit of work sent to a process or Dask worker."""
-    return [extract_clip(job, feature_set) for job in jobs]
+    return ClipOutcome(job.key, job.clip_digest, manifest=manifest, features=features)

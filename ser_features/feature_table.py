@@ -40,6 +40,8 @@ META_FEATURE_SET = b"ser.feature_set"
 META_FEATURE_VERSION = b"ser.feature_set_version"
 #: Parquet metadata key naming the augmentation (``name@vN``) of a table of augmented copies.
 META_AUGMENTATION = b"ser.augmentation"
+#: What else the numbers depend on (a pretrained encoder's revision and weights checksum).
+META_FINGERPRINT = b"ser.feature_set_fingerprint"
 
 __all__ = [
     "FEATURES_FILE",
@@ -90,6 +92,8 @@ def table_metadata(spec: FeatureSpec, augmentation: str | None = None) -> dict[b
         META_FEATURE_VERSION: str(spec.version).encode(),
         b"ser.feature_set_description": spec.description.encode(),
     }
+    if spec.fingerprint:
+        metadata[META_FINGERPRINT] = spec.fingerprint.encode()
     if augmentation:
         metadata[META_AUGMENTATION] = augmentation.encode()
     return metadata
@@ -204,9 +208,14 @@ def _previous_tables(
             f"rebuilding it from {FEATURES_FILE} (intact)"
         )
     meta = table.schema.metadata or {}
-    made_with = (meta.get(META_FEATURE_SET), meta.get(META_FEATURE_VERSION))
+    made_with = (
+        meta.get(META_FEATURE_SET),
+        meta.get(META_FEATURE_VERSION),
+        meta.get(META_FINGERPRINT, b""),
+    )
+    wanted = (spec.name.encode(), str(spec.version).encode(), spec.fingerprint.encode())
     same_augmentation = meta.get(META_AUGMENTATION, b"").decode() == (augmentation or "")
-    if made_with != (spec.name.encode(), str(spec.version).encode()) or not same_augmentation:
+    if made_with != wanted or not same_augmentation:
         return no_features, no_quarantine, 0, problems
     features = _with_manifest_columns(table.to_pandas())
     quarantine_path = out_dir / QUARANTINE_FILE

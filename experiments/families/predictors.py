@@ -21,6 +21,7 @@ import pandas as pd
 from experiments.families import get_family
 from experiments.families.base import Trainer
 from experiments.training.normalisation import FeatureNormaliser
+from ser_features.encoders.location import use_carried_encoders
 
 META_FILE = "predictor.json"
 #: The fitted training-side normalisation, when the experiment used one.
@@ -83,6 +84,7 @@ def load_predictor(directory: Path | str) -> Predictor:
     """Load a folder written by :func:`save_predictor`."""
     directory = Path(directory)
     meta = json.loads((directory / META_FILE).read_text())
+    use_carried_encoders(directory)  # the encoder it was trained with, checked by checksum
     try:
         family = get_family(meta["family"])
     except ValueError as exc:

@@ -396,10 +396,8 @@ class EmotionModel(PythonModel):
             )
         except AudioError as exc:
             raise bad_request(f"row {position}: {exc}") from None
-        described = []
-        for piece in pieces:
-            self._check_deadline(deadline, position)
-            described.append(served.spec.describe(piece))
+        self._check_deadline(deadline, position)
+        described = served.spec.describe_many(pieces)  # one batch (an encoder's, say)
         columns = list(described[0])
         # One float block: building a frame from a list of dicts costs ~70 ms at 6373 columns.
         values = np.array([[row[name] for name in columns] for row in described])

@@ -23,6 +23,7 @@ from mlflow.types import ColSpec, Schema
 from experiments.evaluation.confusion_plot import confusion_csv, plot_confusion
 from experiments.evaluation.metrics import MAIN_KEYS, EvaluationResult
 from experiments.serving.emotion_model import AUDIO_COLUMN, LABELS_COLUMN, SESSION_COLUMN
+from ser_features.encoders.location import CARRIED_FILE
 
 #: The local tracking store: the sqlite database, artifacts and ``ser`` log files.
 DEFAULT_STORE = Path("mlruns")
@@ -148,9 +149,16 @@ def log_served_model(
         signature=signature,
         input_example=input_example,
         model_config=model_config or {},
-        pip_requirements=[f"{p}=={metadata.version(p)}" for p in _SERVING_PACKAGES],
+        pip_requirements=[f"{p}=={metadata.version(p)}" for p in _serving_packages(predictor_dir)],
     )
     return info.model_uri
+
+
+def _serving_packages(predictor_dir: Path) -> tuple[str, ...]:
+    """What the served model imports: with a carried encoder, ``transformers`` too."""
+    if (predictor_dir / CARRIED_FILE).is_file():
+        return (*_SERVING_PACKAGES, *_ENCODER_PACKAGES)
+    return _SERVING_PACKAGES
 
 
 _SERVING_PACKAGES = (
@@ -165,3 +173,4 @@ _SERVING_PACKAGES = (
     "JPype1",
     "opensmile",
 )
+_ENCODER_PACKAGES = ("transformers", "safetensors")

@@ -7,7 +7,7 @@ import functools
 import numpy as np
 
 from ser_features.audio import Clip
-from ser_features.feature_sets.combined import SEPARATOR, combined
+from ser_features.feature_sets.combined import SEPARATOR, combine, combined
 from ser_features.feature_sets.logmel_frames import LOGMEL_FRAMES
 from ser_features.feature_sets.opensmile_sets import COMPARE2016, EGEMAPS, EGEMAPS_LEVELLED
 from ser_features.feature_sets.seed180 import SEED180
@@ -17,6 +17,7 @@ from ser_features.feature_sets.spectral_prosodic import (
     SPECTRAL_PROSODIC_LEVELLED,
     SPECTRAL_PROSODIC_SPEECH,
 )
+from ser_features.feature_sets.ssl import is_ssl_name, parse_ssl_name, ssl_spec
 
 FEATURE_SETS: dict[str, FeatureSpec] = {
     spec.name: spec
@@ -35,11 +36,16 @@ DEFAULT_FEATURE_SET = SPECTRAL_PROSODIC.name
 
 
 def get_feature_spec(name: str) -> FeatureSpec:
-    """The registered spec called ``name``, or the combination ``a+b`` of registered ones
+    """The registered spec called ``name``, a pretrained encoder's (``ssl:<id or folder>``,
+    see :mod:`~ser_features.feature_sets.ssl`), or the combination ``a+b`` of such sets
     (see :mod:`~ser_features.feature_sets.combined`); a ``ValueError`` lists the known names."""
     parts = feature_set_parts(name)
+    if len(parts) > 1 and any(is_ssl_name(part) for part in parts):
+        return combine(tuple(get_feature_spec(part) for part in parts))  # encoder as it is now
     if len(parts) > 1:
         return combined(parts)
+    if is_ssl_name(name):
+        return ssl_spec(name)
     try:
         return FEATURE_SETS[name]
     except KeyError:
@@ -51,14 +57,22 @@ def get_feature_spec(name: str) -> FeatureSpec:
 
 
 def feature_set_parts(name: str) -> tuple[str, ...]:
-    """The registered sets a name stands for: ``("compare2016", "logmel_frames")`` for
-    ``compare2016+logmel_frames``; unknown parts raise ``ValueError``."""
+    """The sets a name stands for: ``("compare2016", "logmel_frames")`` for
+    ``compare2016+logmel_frames``; unknown parts (or a badly written ``ssl:`` part) raise
+    ``ValueError``. Encoder parts are checked for syntax only: nothing is loaded."""
     parts = tuple(part.strip() for part in name.split(SEPARATOR))
+    for part in parts:
+        if is_ssl_name(part):
+            parse_ssl_name(part)
     if len(parts) > 1:
-        unknown = [part for part in parts if part not in FEATURE_SETS]
-        if unknown or len(set(parts)) != len(parts):
+        unknown = [part for part in parts if part not in FEATURE_SETS and not is_ssl_name(part)]
+        encoders = [part for part in parts if is_ssl_name(part)]
+        if unknown or len(set(parts)) != len(parts) or len(encoders) > 1:
             known = ", ".join(sorted(FEATURE_SETS))
-            raise ValueError(f"feature set {name!r}: parts must be distinct ones of: {known}")
+            raise ValueError(
+                f"feature set {name!r}: parts must be distinct ones of: {known}, and at most "
+                "one ssl:<encoder>"
+            )
     return parts
 
 
@@ -81,4 +95,5 @@ __all__ = [
     "feature_set_columns",
     "feature_set_parts",
     "get_feature_spec",
+    "is_ssl_name",
 ]

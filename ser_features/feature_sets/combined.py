@@ -33,17 +33,21 @@ def combine(parts: tuple[FeatureSpec, ...]) -> FeatureSpec:
     if len(rates) != 1:
         raise ValueError(f"feature sets to combine must share a sample rate, got {sorted(rates)}")
 
-    def describe(clip: Clip) -> dict[str, float]:
-        out: dict[str, float] = {}
+    def describe_many(clips: list[Clip]) -> list[dict[str, float]]:
+        out: list[dict[str, float]] = [{} for _ in clips]
         for part in parts:
-            values = part.describer(part_clip(clip, part.load))
-            clash = out.keys() & values.keys()
-            if clash:
-                raise ValueError(
-                    f"{part.name} repeats columns of another part: {sorted(clash)[:5]}"
-                )
-            out.update(values)
+            described = part.describe_many([part_clip(clip, part.load) for clip in clips])
+            for row, values in zip(out, described, strict=True):
+                clash = row.keys() & values.keys()
+                if clash:
+                    raise ValueError(
+                        f"{part.name} repeats columns of another part: {sorted(clash)[:5]}"
+                    )
+                row.update(values)
         return out
+
+    def describe(clip: Clip) -> dict[str, float]:
+        return describe_many([clip])[0]
 
     return FeatureSpec(
         name=SEPARATOR.join(part.name for part in parts),
@@ -52,6 +56,8 @@ def combine(parts: tuple[FeatureSpec, ...]) -> FeatureSpec:
         description=" + ".join(part.description for part in parts),
         load=LoadOptions(sample_rate=rates.pop()),
         describer=describe,
+        batch_describer=describe_many,
+        fingerprint=SEPARATOR.join(part.fingerprint for part in parts if part.fingerprint),
     )
 
 

@@ -24,6 +24,10 @@ class FeatureSpec:
     load : preprocessing every clip receives before description.
     describer : maps a loaded :class:`Clip` to ``{column: value}``, always the same columns;
         call it through :meth:`describe`.
+    batch_describer : describes several clips at once where that is faster (a neural
+        encoder); call it through :meth:`describe_many`.
+    fingerprint : what else the numbers depend on that the name and version cannot say (a
+        pretrained encoder's revision and weights checksum); part of the cache key.
     """
 
     name: str
@@ -31,13 +35,27 @@ class FeatureSpec:
     description: str
     load: LoadOptions
     describer: Callable[[Clip], dict[str, float]]
+    batch_describer: Callable[[list[Clip]], list[dict[str, float]]] | None = None
+    fingerprint: str = ""
 
     def describe(self, clip: Clip) -> dict[str, float]:
         """The feature values of ``clip`` (librosa's numba kernels are loaded safely first)."""
         load_librosa_kernels()
         return self.describer(clip)
 
+    def describe_many(self, clips: list[Clip]) -> list[dict[str, float]]:
+        """The feature values of each of ``clips``, in one batch where the set has one."""
+        load_librosa_kernels()
+        if self.batch_describer is None:
+            return [self.describer(clip) for clip in clips]
+        return self.batch_describer(clips)
+
     @property
     def tag(self) -> str:
         """``name@vN``, the cache and metadata key."""
         return f"{self.name}@v{self.version}"
+
+    @property
+    def cache_key(self) -> str:
+        """The tag with the fingerprint, when the set has one: what cached rows must match."""
+        return f"{self.tag}#{self.fingerprint}" if self.fingerprint else self.tag
