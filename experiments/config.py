@@ -145,7 +145,8 @@ class DataConfig(_Section):
     )
     features: str = Field(
         DEFAULT_FEATURE_SET,
-        description="Feature set describing every clip; join several with `+`.",
+        description="Feature set describing every clip: a registered name or a pretrained "
+        "encoder `ssl:<hub id or folder>[?options]`; join several with `+`.",
     )
     features_dir: str = Field(
         "", description="Folder of the parquet tables (default `data/features/<name>`)."

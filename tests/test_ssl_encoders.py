@@ -145,6 +145,24 @@ def test_a_missing_encoder_offline_is_one_clear_error(tmp_path, shared_data):
         locate_encoder(str(tmp_path / "nowhere"))
 
 
+def test_ser_extract_runs_offline_on_a_model_folder(tmp_path, encoders, shared_data):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    out = tmp_path / "feats"
+    features = f"ssl:{encoders['hubert']}"
+    data = str(shared_data / "tess_sample")
+    command = [str(Path(sys.executable).parent / "ser"), "extract", data]
+    result = subprocess.run(
+        [*command, "--features", features, "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = pd.read_parquet(out / "features.parquet")
+    assert len(table) == 60 and table.filter(like="ssl_std_").shape[1] == 32
+
+
 def test_the_hub_cache_gives_the_snapshot_revision(tmp_path, encoders, monkeypatch):
     """A model in the hub cache layout is found offline by its id, with its commit."""
     commit = "0123456789abcdef0123456789abcdef01234567"
