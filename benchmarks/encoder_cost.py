@@ -16,9 +16,10 @@ variant (``float32`` with every layer run, the reference; the default middle lay
    into a fresh folder: clips/s, start-up of the workers (loading torch and the encoder)
    included; then the same on clips of 4.0 s of speech each (the first half of those clips'
    speech, joined and cut);
-4. a model trained on those features (``sklearn_linear`` on the synthetic demo corpus) served
-   by ``ser serve``: p50/p95 ms of a 4.0 s clip, in-process p50 beside it, and the server's
-   resident memory.
+4. a model trained on each variant's features (``sklearn_linear`` on the synthetic demo
+   corpus), all served at once by ``ser serve``, a 4.0 s recording of real speech (the clip
+   ``serve_latency.py`` sends) sent to each in turns: p50/p95 ms, and each server's resident
+   memory.
 """
 
 from __future__ import annotations
@@ -78,20 +79,24 @@ def four_second_files(files: list[Path], folder: Path) -> list[Path]:
     return made
 
 
-def describe_ms(name: str, samples: np.ndarray, repeats: int = 15) -> float:
-    """p50 ms of describing ``samples`` (already loaded) with feature set ``name``."""
+def describe_in_turns(names: dict[str, str], samples: np.ndarray, repeats: int = 15) -> dict:
+    """p50 ms of describing ``samples`` (already loaded) with each feature set of ``names``,
+    measured in turns (one call of each, then again) so a slow spell of the machine lands on
+    every variant alike."""
     from ser_features.audio import Clip
     from ser_features.feature_sets import get_feature_spec
 
-    spec = get_feature_spec(name)
+    specs = {label: get_feature_spec(name) for label, name in names.items()}
     clip = Clip(samples, 16000, 16000, 1)
-    spec.describe(clip)  # load and warm up
-    times = []
+    for spec in specs.values():
+        spec.describe(clip)  # load and warm up
+    times: dict[str, list[float]] = {label: [] for label in specs}
     for _ in range(repeats):
-        started = time.perf_counter()
-        spec.describe(clip)
-        times.append((time.perf_counter() - started) * 1000)
-    return float(np.median(times))
+        for label, spec in specs.items():
+            started = time.perf_counter()
+            spec.describe(clip)
+            times[label].append((time.perf_counter() - started) * 1000)
+    return {label: float(np.median(values)) for label, values in times.items()}
 
 
 def agreement(exact: str, fast: str, files: list[Path]) -> tuple[float, float]:
@@ -124,44 +129,58 @@ def extraction_rate(name: str, files: list[Path], workdir: Path) -> float:
     return len(files) / seconds
 
 
-def served(name: str, workdir: Path, requests: int) -> tuple[float, float, float, float]:
-    """In-process p50, served p50 and p95 (ms) of a 4 s clip, and the server's RSS (MB)."""
+def served_in_turns(names: dict[str, str], workdir: Path, requests: int) -> dict:
+    """For each feature set of ``names``: a model trained on it, served by ``ser serve``
+    (all at once), and a 4 s clip sent to each in turns: ``{label: (p50, p95, RSS MB)}``."""
     import base64
+    import contextlib
     import io
 
-    import mlflow
     import psutil
     import soundfile as sf
     from local_server import free_port, running
-    from serve_latency import in_process_and_served, make_champion, train_demo_models
+    from serve_latency import body_of, make_champion, request, train_demo_models
 
     from experiments.serving.command import serve_command, serving_environment
 
-    root = workdir / f"serve-{time.monotonic_ns()}"
-    root.mkdir()
-    uri, report = train_demo_models(root, ["sklearn_linear"], features=name)
-    (family,) = report.families
-    assert family.status == "FINISHED", family.error
-    model_name = f"encoder-cost-{root.name}"
-    make_champion(family.model_uri, model_name)
     buffer = io.BytesIO()
     sf.write(buffer, four_seconds(), 16000, format="WAV")
-    clip = base64.b64encode(buffer.getvalue()).decode()
-    model = mlflow.pyfunc.load_model(f"models:/{model_name}@champion")
-    port = free_port()
-    with running(
-        serve_command(model_name, port=port),
-        env=serving_environment(uri),
-        log_path=root / "server.log",
-        ready_url=f"http://127.0.0.1:{port}/ping",
-        timeout=300,
-    ) as process:
-        local, (p50, p95, _) = in_process_and_served(
-            model, f"http://127.0.0.1:{port}/invocations", clip, requests
-        )
-        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
-        rss = sum(p.memory_info().rss for p in tree) / 2**20
-    return local, p50, p95, rss
+    body = body_of([base64.b64encode(buffer.getvalue()).decode()])
+    urls, processes, times = {}, {}, {}
+    with contextlib.ExitStack() as stack:
+        for i, (label, name) in enumerate(names.items()):
+            root = workdir / f"serve-{i}"
+            root.mkdir()
+            uri, report = train_demo_models(root, ["sklearn_linear"], features=name)
+            (family,) = report.families
+            assert family.status == "FINISHED", family.error
+            model_name = f"encoder-cost-{i}"
+            make_champion(family.model_uri, model_name)
+            port = free_port()
+            processes[label] = stack.enter_context(
+                running(
+                    serve_command(model_name, port=port),
+                    env=serving_environment(uri),
+                    log_path=root / "server.log",
+                    ready_url=f"http://127.0.0.1:{port}/ping",
+                    timeout=300,
+                )
+            )
+            urls[label] = f"http://127.0.0.1:{port}/invocations"
+            times[label] = []
+        for url in urls.values():
+            for _ in range(3):
+                request(url, body)  # warm up
+        for _ in range(requests):
+            for label, url in urls.items():
+                times[label].append(request(url, body))
+        results = {}
+        for label, process in processes.items():
+            tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
+            rss = sum(p.memory_info().rss for p in tree) / 2**20
+            p50, p95 = np.percentile(times[label], [50, 95])
+            results[label] = (float(p50), float(p95), rss)
+    return results
 
 
 def main() -> None:
@@ -193,10 +212,9 @@ def main() -> None:
         f"{os.cpu_count()} cores; {len(files)} RAVDESS clips ({speech_seconds(files):.2f} s of "
         "speech each on average); a 4.0 s clip for latency"
     )
-    reference = None
-    for label, name in names.items():
-        ms = describe_ms(name, samples)
-        reference = reference or ms
+    described = describe_in_turns(names, samples)
+    reference = next(iter(described.values()))
+    for label, ms in described.items():
         print(f"{label:36s} describe 4 s clip: {ms:6.1f} ms  ratio {ms / reference:4.2f}")
     error, cosine = agreement(names["float32, layers 3-9"], names["int8, layers 3-9"], files)
     print(f"int8 against float32 embeddings: median relative error {error:.4f}, ", end="")
@@ -211,11 +229,10 @@ def main() -> None:
         )
     if args.skip_serving:
         return
-    for label, name in list(names.items())[1:]:
-        local, p50, p95, rss = served(name, workdir, args.requests)
+    for label, (p50, p95, rss) in served_in_turns(names, workdir, args.requests).items():
         print(
-            f"{label:36s} served 4 s clip: p50 {p50:6.1f} ms, p95 {p95:6.1f} ms "
-            f"(in-process p50 {local:6.1f} ms); server RSS {rss:5.0f} MB"
+            f"{label:36s} served 4 s clip: p50 {p50:6.1f} ms, p95 {p95:6.1f} ms; "
+            f"server RSS {rss:5.0f} MB"
         )
 
 

@@ -9,8 +9,8 @@ sentence and the previous tables intact.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ProcessPoolExecutor

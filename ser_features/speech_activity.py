@@ -16,8 +16,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -43,11 +45,29 @@ _lock = threading.Lock()
 def _detector():
     import warnings
 
-    from silero_vad import load_silero_vad
+    import torch
 
+    threads = torch.get_num_threads()
+    from silero_vad import load_silero_vad  # its import sets torch to one thread, process-wide
+
+    torch.set_num_threads(threads)  # the process's other models (an encoder) keep theirs
     with warnings.catch_warnings():  # the package's own deprecated loading calls
         warnings.simplefilter("ignore", DeprecationWarning)
         return load_silero_vad()
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run the detector on one thread: its 32 ms windows are too small to share (4 s of audio:
+    about 50 ms on one thread, 90 ms on two, measured here)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def active_level(samples: np.ndarray, rate: int) -> float:
@@ -74,7 +94,8 @@ def speech_probability(samples: np.ndarray, rate: int) -> np.ndarray:
         audio = audio * np.float32(10 ** (DETECTOR_LEVEL_DBFS / 20) / np.sqrt(level))
         peak = float(np.max(np.abs(audio)))
         audio = audio * np.float32(0.99 / peak) if peak > 0.99 else audio
-    with _lock, torch.inference_mode():  # the detector keeps state between its windows
+    # the detector keeps state between its windows: one caller at a time
+    with _lock, torch.inference_mode(), _one_torch_thread():
         probability = _detector().audio_forward(torch.from_numpy(audio), VAD_RATE)
     return probability.numpy()[0, : int(np.ceil(len(audio) / WINDOW))].astype(np.float32)
 

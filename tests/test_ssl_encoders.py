@@ -33,7 +33,13 @@ from flows.extract import extract_features
 from flows.promote import promote_model
 from flows.train import train_models
 from ser_features.audio import Clip, load_audio
-from ser_features.encoders import EncoderNotFound, carried_encoders, carry_encoder, locate_encoder
+from ser_features.encoders import (
+    EncoderNotFound,
+    carried_encoders,
+    carry_encoder,
+    locate_encoder,
+    use_carried_encoders,
+)
 from ser_features.encoders.random_init import write_random_encoder
 from ser_features.encoders.runtime import ARCHITECTURES, EncoderOptions, LoadedEncoder
 from ser_features.extraction import ClipJob, content_digest, extract_batch
@@ -202,6 +208,15 @@ def test_a_carried_encoder_is_checked_against_its_checksum(tmp_path, encoders):
         carried_encoders(tmp_path)
 
 
+def test_a_registered_copy_serves_until_its_folder_goes(tmp_path, encoders):
+    source = str(encoders["wav2vec2"])
+    copy = carry_encoder(locate_encoder(source), tmp_path / "model")
+    use_carried_encoders(tmp_path / "model")
+    assert locate_encoder(source).folder == copy
+    shutil.rmtree(tmp_path / "model")  # e.g. the scratch folder of a finished training run
+    assert locate_encoder(source).folder == encoders["wav2vec2"].resolve()
+
+
 def test_combined_with_the_functionals_in_one_table(encoders, shared_data):
     name = f"ssl:{encoders['data2vec-audio']}?layers=2+spectral_prosodic_speech"
     path = shared_data / CLIPS[0]
@@ -221,7 +236,8 @@ def _labels():
 
 @pytest.mark.slow
 def test_extract_train_promote_serve_predict_on_an_encoder(tmp_path):
-    """The whole path on a tiny WavLM: trained, promoted, served by a real
+    """The whole path on a tiny WavLM: trained (a linear model and H2O AutoML), the better
+    one promoted, served by a real
     ``mlflow models serve`` from the copy the model carries (the original folder is gone,
     the hub offline), answering with the same probabilities as the in-process model."""
     folder = write_random_encoder(tmp_path / "wavlm", "wavlm")
@@ -235,22 +251,32 @@ def test_extract_train_promote_serve_predict_on_an_encoder(tmp_path):
                 "features_dir": str(tmp_path / "features"),
             },
             "protocol": {"test_speakers": ["synthetic_demo_03"]},
-            "trainers": {"sklearn_linear": {"param_grid": {"C": [0.1]}, "cv_folds": 2}},
+            "trainers": {
+                "sklearn_linear": {"param_grid": {"C": [0.1]}, "cv_folds": 2},
+                "h2o_automl": {
+                    "max_runtime_secs": 30,
+                    "max_models": 2,
+                    "nfolds": 2,
+                    "max_mem_size": "1G",
+                    "exclude_algos": ["DeepLearning", "StackedEnsemble", "XGBoost"],
+                },
+            },
             "tracking": {"experiment": "ssl-e2e"},
             "registry": {"model_name": "ssl-e2e"},
         }
         path = tmp_path / "ssl.yaml"
         path.write_text(yaml.safe_dump(config))
         report = train_models(config_path=str(path))
-        (family,) = report.families
-        assert family.status == "FINISHED", family.error
+        assert [f.status for f in report.families] == ["FINISHED"] * 2, report.families
         decision = promote_model(config_path=str(path), tracking_uri=uri)
         assert decision.promoted
         import mlflow
 
-        run = mlflow.get_run(family.run_id)
         identity = locate_encoder(str(folder))
-        assert run.data.params["encoder.weights_sha256"] == identity.checksum
+        for family in report.families:  # AutoML trains on the embeddings like every family
+            run = mlflow.get_run(family.run_id)
+            assert run.data.params["encoder.weights_sha256"] == identity.checksum
+            assert run.data.params["encoder.revision"] == "local folder"
         clip = next((tmp_path / "demo").rglob("*.wav"))
         samples, rate = sf.read(clip, dtype="float32")
         shutil.rmtree(folder)  # the served model must not need the original

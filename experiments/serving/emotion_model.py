@@ -6,7 +6,9 @@ description, the fitted classifier) so ``mlflow models serve`` needs nothing els
 input raises :class:`RequestError` (an ``MlflowException``), which the scoring server answers
 with HTTP 400 and only the message naming the problem, and keeps serving.  When the server's
 per-request timeout (``MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT``) is set, a request still being
-described after it stops at the next clip or piece (HTTP 504) instead of using the CPU on.
+read after it stops at the next row, or before its pieces are described (HTTP 504), instead of
+using the CPU on. Every piece of every row of a request is described in one batch (for an
+encoder feature set, pieces of the same length share its forward passes).
 
 What it knows about the speaker: nothing, unless told.  A lone clip is scored on its own.
 When rows carry a ``session`` id (one speaker: a call, a therapy session, an enrolment) and
@@ -141,6 +143,37 @@ class ServedVersion:
         return monitored_columns(list(feature_set_columns(self.spec.name)))
 
 
+class Heard(NamedTuple):
+    """One row read: the spans judged apart (seconds into the recording as received), their
+    clips, the facts logged and the quality facts answered."""
+
+    spans: list[tuple[float, float]]
+    pieces: list[Clip]
+    facts: dict[str, Any]
+    quality: dict[str, Any]
+
+
+def _describe_all(spec: FeatureSpec, heard: list[Heard | None]) -> list[Described | None]:
+    """Every piece of every row described in one batch (an encoder's, say), then each row's
+    feature rows apart; ``None`` stays ``None``."""
+    pieces = [piece for item in heard if item is not None for piece in item.pieces]
+    rows = spec.describe_many(pieces)
+    columns = list(rows[0])
+    # One float block: building a frame from a list of dicts costs ~70 ms at 6373 columns.
+    values = np.array([[row[name] for name in columns] for row in rows])
+    described: list[Described | None] = []
+    start = 0
+    for item in heard:
+        if item is None:
+            described.append(None)
+            continue
+        end = start + len(item.pieces)
+        features = pd.DataFrame(values[start:end], columns=columns)
+        described.append(Described(item.spans, features, item.facts, item.quality))
+        start = end
+    return described
+
+
 class Described(NamedTuple):
     """One row read and described: the spans judged apart (seconds into the recording as
     received), their feature rows, the facts logged and the quality facts answered."""
@@ -236,24 +269,26 @@ class EmotionModel(PythonModel):
         served = self.served  # this request is answered by one version, start to end
         started = time.perf_counter()
         deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
-        described: list[Described | None] = []
+        heard: list[Heard | None] = []
         errors: list[RequestError | None] = []
         answer_labels: list[list[str] | None] = []
         for position, value in enumerate(model_input[AUDIO_COLUMN]):
             wanted = None
             try:
                 wanted = self._answer_labels(served, model_input, position)
-                described.append(self._describe(served, value, position, deadline))
+                heard.append(self._hear(served, value, position, deadline))
                 errors.append(None)
             except RequestError as exc:
                 if exc.status != 400:  # a timeout ends the whole request
                     raise
-                described.append(None)
+                heard.append(None)
                 errors.append(exc)
             answer_labels.append(wanted)  # one entry per row, failed rows included
         good = np.array([error is None for error in errors])
         if not good.any():
             raise errors[0] if len(errors) == 1 else bad_request(_every_row_failed(errors))
+        self._check_deadline(deadline, len(heard) - 1)
+        described = _describe_all(served.spec, heard)
         logged = self._monitored(served, described) if self._log is not None else None
         judged = np.array([item is not None and item.judged for item in described])
         normalised = self._session_rows(served, model_input, judged)
@@ -377,11 +412,11 @@ class EmotionModel(PythonModel):
             described[i] = described[i]._replace(features=features)
             start = end
 
-    def _describe(
+    def _hear(
         self, served: ServedVersion, value: Any, position: int, deadline: float | None
-    ) -> Described:
-        """Decode one row as received, measure what it lets a listener hear, split it where
-        its speech stops if long, and describe every piece in time."""
+    ) -> Heard:
+        """Decode one row as received, measure what it lets a listener hear, and split it
+        where its speech stops if long, into the pieces to describe."""
         self._check_deadline(deadline, position)
         recorded = self._decode(served, value, position)
         if recorded.duration_s > served.max_duration_s:
@@ -396,13 +431,8 @@ class EmotionModel(PythonModel):
             )
         except AudioError as exc:
             raise bad_request(f"row {position}: {exc}") from None
-        self._check_deadline(deadline, position)
-        described = served.spec.describe_many(pieces)  # one batch (an encoder's, say)
-        columns = list(described[0])
-        # One float block: building a frame from a list of dicts costs ~70 ms at 6373 columns.
-        values = np.array([[row[name] for name in columns] for row in described])
         facts = quality_facts(recorded.samples, recorded.sample_rate, quality)
-        return Described(spans, pd.DataFrame(values, columns=columns), facts, quality)
+        return Heard(spans, pieces, facts, quality)
 
     def _check_deadline(self, deadline: float | None, position: int) -> None:
         if deadline is not None and time.monotonic() > deadline:

@@ -65,8 +65,10 @@ class EncoderIdentity:
 def locate_encoder(source: str) -> EncoderIdentity:
     """The encoder called ``source``: a copy carried by a loaded served model, a local
     folder, or a hub id from the hub cache (downloaded unless ``HF_HUB_OFFLINE=1``)."""
-    if source in _CARRIED:
-        return _CARRIED[source]
+    carried = _CARRIED.get(source)
+    if carried is not None and (carried.folder / "config.json").is_file():
+        return carried
+    _CARRIED.pop(source, None)  # a copy whose model folder is gone (a finished training's)
     folder = Path(source).expanduser()
     if folder.is_dir():
         return _identity(source, folder.resolve(), revision=None)

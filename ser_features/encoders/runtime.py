@@ -234,7 +234,7 @@ def quantise_feed_forward(model: Any) -> Any:
     }
     with warnings.catch_warnings():  # torch asks eager-mode users to move to torchao
         warnings.simplefilter("ignore")
-        return quantize_dynamic(model, chosen, dtype=torch.qint8)
+        return quantize_dynamic(model, chosen, dtype=torch.qint8, inplace=True)
 
 
 def _feed_forward(name: str) -> bool:
