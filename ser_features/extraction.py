@@ -109,8 +109,9 @@ def extract_clip(job: ClipJob, feature_set: str) -> ClipOutcome:
 def extract_batch(jobs: list[ClipJob], feature_set: str) -> list[ClipOutcome]:
     """Describe a batch of clips, the unit of work sent to a process or Dask worker.
 
-    The clips that load are described together (one encoder batch for ``ssl:`` sets); if
-    that fails, each is described on its own so a failure is pinned on its clip.
+    The clips that load are described together where the feature set describes batches (an
+    encoder's ``ssl:`` set); if that fails, and for every other set, each clip is described on
+    its own so a failure is pinned on its clip.
     """
     spec = get_feature_spec(feature_set)
     outcomes: list[ClipOutcome | None] = [None] * len(jobs)
@@ -120,10 +121,12 @@ def extract_batch(jobs: list[ClipJob], feature_set: str) -> list[ClipOutcome]:
             loaded.append((i, _load(job, spec)))
         except Exception as exc:  # a decoder or numeric failure must quarantine, not crash
             outcomes[i] = _refused(job, exc)
-    try:
-        described = spec.describe_many([clip for _, clip in loaded])
-    except Exception:
-        described = None
+    described = None
+    if spec.batch_describer is not None and loaded:
+        try:
+            described = spec.describe_many([clip for _, clip in loaded])
+        except Exception:  # described one by one below, to find the clip that fails
+            described = None
     for position, (i, clip) in enumerate(loaded):
         try:
             features = described[position] if described else spec.describe(clip)

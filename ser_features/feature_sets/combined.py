@@ -56,7 +56,7 @@ def combine(parts: tuple[FeatureSpec, ...]) -> FeatureSpec:
         description=" + ".join(part.description for part in parts),
         load=LoadOptions(sample_rate=rates.pop()),
         describer=describe,
-        batch_describer=describe_many,
+        batch_describer=describe_many if any(p.batch_describer for p in parts) else None,
         fingerprint=SEPARATOR.join(part.fingerprint for part in parts if part.fingerprint),
     )
 
