@@ -342,7 +342,7 @@ def _extract(
     checkpoint.clear()
     summary = ExtractionSummary(
         out_dir=str(out),
-        feature_set=made_with,
+        feature_set=f"{spec.tag}+{tag}" if tag else spec.tag,  # fingerprint: in the metadata
         rows=len(features),
         extracted=sum(outcome.ok for outcome in outcomes),
         cached=len(plan.reused_features),
