@@ -108,6 +108,20 @@ def test_options_change_the_numbers_and_batches_do_not(encoders, speech):
     assert not np.allclose(list(chunked.values()), list(whole.values()))
 
 
+@pytest.mark.parametrize(("architecture", "seconds"), [("whisper", 30.5), ("wavlm", 20.5)])
+def test_chunks_cover_every_sample_within_the_window(encoders, architecture, seconds):
+    """Whisper keeps a short tail as its own chunk (its 30 s window would cut a longer one);
+    the others let it join the chunk before it."""
+    encoder = LoadedEncoder(encoders[architecture], EncoderOptions(chunk_s=30))
+    samples = np.zeros(int(seconds * 16000), dtype=np.float32)
+    chunks = encoder._chunks(samples)
+    assert sum(len(chunk) for chunk in chunks) == len(samples)
+    if architecture == "whisper":
+        assert [len(c) / 16000 for c in chunks] == [30.0, 0.5]
+    else:
+        assert len(chunks) == 1
+
+
 def test_int8_runtime_stays_close_to_float32(encoders, speech):
     folder = encoders["hubert"]
     exact = get_feature_spec(f"ssl:{folder}").describe_many(speech)

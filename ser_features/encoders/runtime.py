@@ -185,10 +185,9 @@ class LoadedEncoder:
         )
         size = int(limit * SAMPLE_RATE)
         bounds = list(range(0, len(samples), size))
-        if len(bounds) > 1 and len(samples) - bounds[-1] < MIN_CHUNK_S * SAMPLE_RATE:
-            bounds.pop()  # a short tail joins the chunk before it
-        if self.whisper and len(bounds) > 1 and len(samples) - bounds[-1] > size:
-            bounds.append(bounds[-1] + size)  # Whisper's window cannot take a longer tail
+        short_tail = len(samples) - bounds[-1] < MIN_CHUNK_S * SAMPLE_RATE
+        if len(bounds) > 1 and short_tail and not self.whisper:
+            bounds.pop()  # a short tail joins the chunk before it (Whisper's window cannot)
         ends = [*bounds[1:], len(samples)]
         return [samples[start:end] for start, end in zip(bounds, ends, strict=True)]
 
@@ -198,12 +197,11 @@ class LoadedEncoder:
         lengths = [len(chunk) for chunk in chunks]
         self._captured.clear()
         with torch.inference_mode():
+            inputs = self.processor(chunks, sampling_rate=SAMPLE_RATE, return_tensors="pt")
             if self.whisper:
-                inputs = self.processor(chunks, sampling_rate=SAMPLE_RATE, return_tensors="pt")
                 self.model(inputs["input_features"])
                 kept = [max(1, -(-n // 320)) for n in lengths]  # 50 frames a second
             else:
-                inputs = self.processor(chunks, sampling_rate=SAMPLE_RATE, return_tensors="pt")
                 self.model(inputs["input_values"])
                 kept = self.model._get_feat_extract_output_lengths(torch.tensor(lengths)).tolist()
             stacked = torch.stack([self._captured[layer] for layer in self.layers]).mean(0)
