@@ -56,6 +56,7 @@ from experiments.training.normalisation import (
     FeatureNormaliser,
     standardise_per_speaker,
 )
+from flows.train import augmented_copies, training_table
 from ser_features.audio import load_audio
 from ser_features.feature_sets import get_feature_spec
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
@@ -96,6 +97,18 @@ def extracted(data: Path, feature_set: str, out: Path, augmentation: str | None 
 
     extract_features([str(data)], str(out), feature_set=feature_set, augmentation=augmentation)
     return read_feature_table(out / FEATURES_FILE)[0]
+
+
+def shipped_recipe(config, args: argparse.Namespace) -> bool:
+    """Whether the corpora, features and augmentations asked for are the shipped config's
+    (whose tables ``ser train`` already extracted) and its folders are the shared corpora."""
+    folders = [Path(folder).resolve() for folder in config.data.folders]
+    wanted = [(args.shared / CORPORA[corpus][0]).resolve() for corpus in args.corpora]
+    return (
+        folders == wanted
+        and args.features == config.data.features
+        and list(args.augment) == list(config.data.augment)
+    )
 
 
 def four_class_uar(test: pd.DataFrame, proba: np.ndarray, classes: list[str]) -> float:
@@ -293,15 +306,19 @@ def main() -> None:
     args = parser.parse_args()
 
     cache = Path("data/features/bench")
-    tables, copies = [], []
-    for corpus in args.corpora:
-        folder = args.shared / CORPORA[corpus][0]
-        tables.append(extracted(folder, args.features, cache / f"{corpus}-{args.features}"))
-        for name in args.augment:
-            out = cache / f"{corpus}-{args.features}-{name}"
-            copies.append(extracted(folder, args.features, out, name))
-    dev = pd.concat(tables, ignore_index=True)
-    augmented = pd.concat(copies, ignore_index=True) if copies else None
+    if shipped_recipe(config, args):  # the tables `ser train` extracted for the config
+        dev = training_table(config, Path(config.data.features_dir) / FEATURES_FILE)
+        augmented = augmented_copies(config)
+    else:
+        tables, copies = [], []
+        for corpus in args.corpora:
+            folder = args.shared / CORPORA[corpus][0]
+            tables.append(extracted(folder, args.features, cache / f"{corpus}-{args.features}"))
+            for name in args.augment:
+                out = cache / f"{corpus}-{args.features}-{name}"
+                copies.append(extracted(folder, args.features, out, name))
+        dev = pd.concat(tables, ignore_index=True)
+        augmented = pd.concat(copies, ignore_index=True) if copies else None
     samples = {}
     if not args.no_cross_corpus:
         for corpus in SAMPLES:

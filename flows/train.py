@@ -152,7 +152,8 @@ def train_and_log_family(
                 balance_corpora=config.data.balance_corpora,
             )
             fit_seconds = time.perf_counter() - started
-            mlflow.log_params(flatten_params(result.trainer.params(), prefix="model."))
+            fitted_params = flatten_params(result.trainer.params(), prefix="model.")
+            mlflow.log_params(fitted_params)
             mlflow.log_params(_protocol_params(config, split, table))
             mlflow.log_params({"features_path": str(Path(features_path).resolve())})
             mlflow.log_params(encoder_params(config.data.features))
@@ -174,6 +175,9 @@ def train_and_log_family(
                     feature_set=config.data.features,
                     normaliser=result.normaliser,
                 )
+                saved_params = flatten_params(result.trainer.params(), prefix="model.")
+                # what saving decided, e.g. which AutoML model became the MOJO
+                mlflow.log_params({k: v for k, v in saved_params.items() if k not in fitted_params})
                 for identity in encoders_of(config.data.features):
                     carry_encoder(identity, predictor_dir)  # served without the hub
                 if family in config.serving.session_model:

@@ -16,6 +16,7 @@ import pandas as pd
 from typing_extensions import TypedDict
 
 from experiments.families.base import Trainer
+from experiments.families.projection import Projection
 from experiments.families.spec import ModelFamily, strict_options
 
 
@@ -32,6 +33,13 @@ class H2OAutoMLOptions(TypedDict, total=False):
     balance_classes: bool
     h2o_url: str | None
     max_mem_size: str
+    modeling_plan: list[str | list[str | list[str]]] | None
+    max_runtime_secs_per_model: int
+    pca_components: int | None
+
+
+#: The projection of the feature columns, when the trainer fitted one.
+PROJECTION_FILE = "projection.npz"
 
 
 def build(**options: Any) -> Trainer:
@@ -45,7 +53,12 @@ def save_mojo(trainer: Any, directory: Path) -> dict[str, Any]:
     """Export the leader's MOJO and the genmodel jar; their paths go into ``predictor.json``."""
     directory = Path(directory)
     mojo = trainer.export_mojo(directory / "mojo")
+    projection = {}
+    if getattr(trainer, "projection_", None) is not None:
+        trainer.projection_.save(directory / PROJECTION_FILE)
+        projection = {"projection": PROJECTION_FILE}
     return {
+        **projection,
         "mojo": str(mojo.relative_to(directory)),
         "genmodel_jar": str(Path(trainer.genmodel_jar_path_).relative_to(directory)),
         "mojo_model_id": trainer.mojo_model_id_,
@@ -63,17 +76,22 @@ def load_mojo(directory: Path, meta: dict[str, Any]) -> Any:
         directory / meta["genmodel_jar"],
         non_predictors=tuple(meta.get("mojo_non_predictors", ())),
     )
-    return ReorderedScorer(scorer, list(meta["classes"]))
+    projection = Projection.load(directory / meta["projection"]) if "projection" in meta else None
+    return ReorderedScorer(scorer, list(meta["classes"]), projection)
 
 
 @dataclass
 class ReorderedScorer:
-    """A MOJO scorer whose columns are put into the canonical label order."""
+    """A MOJO scorer whose columns are put into the canonical label order; rows go through
+    the trainer's projection first when it had one."""
 
     scorer: Any
     classes: list[str]
+    projection: Projection | None = None
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        if self.projection is not None:
+            features = self.projection.transform(features)
         domain = [str(label) for label in self.scorer.classes]
         order = [domain.index(label) for label in self.classes]
         return self.scorer.predict_proba(features)[:, order]

@@ -10,6 +10,7 @@ are the sklearn/Keras families; pass ``exclude_algos=[]`` to let AutoML try ever
 from __future__ import annotations
 
 import tempfile
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -22,12 +23,27 @@ from h2o.automl import H2OAutoML, get_leaderboard
 from h2o.exceptions import H2ODependencyWarning
 
 from experiments.engines.h2o_cluster import connect_h2o
+from experiments.families.projection import fit_projection
 from ser_features.labels import ordered_labels
 
 LABEL_COLUMN = "__ser_label__"
 FOLD_COLUMN = "__ser_fold__"
+WEIGHT_COLUMN = "__ser_weight__"
 #: Algorithms skipped when ``exclude_algos`` is ``None``.
 DEFAULT_EXCLUDE_ALGOS: tuple[str, ...] = ("DeepLearning",)
+#: What AutoML builds, in this order, when no ``modeling_plan`` is given: one model of every
+#: algorithm first (a GLM, default GBMs, a random forest and extremely randomised trees,
+#: a default XGBoost), then the two stacked ensembles; grid searches only when the plan
+#: names them. H2O's own order starts with XGBoost, whose first fits alone can take a
+#: 2-core budget on ~800 columns.
+DEFAULT_MODELING_PLAN: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("GLM", ("def_1",)),
+    ("GBM", ("def_5", "def_1")),
+    ("DRF", ("def_1", "XRT")),
+    ("XGBoost", ("def_2",)),
+    ("GBM", ("def_2", "def_3", "def_4")),
+    ("StackedEnsemble", ("best_of_family_1", "all_1")),
+)
 GENMODEL_JAR = "h2o-genmodel.jar"
 
 
@@ -59,6 +75,33 @@ def speaker_folds(groups: np.ndarray, n_folds: int) -> np.ndarray:
         fold_of[speaker] = fold
         load[fold] += int(counts[speaker])
     return keys.map(fold_of).to_numpy(dtype=np.int64)
+
+
+def plan_text(plan: list[Any] | None) -> str:
+    """A modeling plan in one line: ``GLM:def_1 GBM:def_5,def_1 ...`` (``h2o-default``)."""
+    if not plan:
+        return "h2o-default"
+    parts = []
+    for step in plan:
+        if isinstance(step, str):
+            parts.append(step)
+        else:
+            algo, *ids = step
+            steps = ids[0] if ids else "all"
+            parts.append(f"{algo}:{steps if isinstance(steps, str) else ','.join(steps)}")
+    return " ".join(parts)
+
+
+def collapse_repeated_rows(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """``table`` without repeated rows, and how many times each kept row occurred.
+
+    Balancing corpora repeats rows; H2O learns the same from one copy with a weight, in a
+    fraction of the time. Rows must match in every column (label and fold included).
+    """
+    keys = pd.util.hash_pandas_object(table, index=False).to_numpy()
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    order = np.argsort(first)
+    return table.iloc[first[order]].reset_index(drop=True), counts[order]
 
 
 def mojo_supported(model: Any) -> bool:
@@ -125,11 +168,17 @@ class H2OAutoMLTrainer:
     balance_classes : let H2O over/under-sample classes to balance them.
     h2o_url : existing cluster to use (else ``$SER_H2O_URL`` or a local JVM).
     max_mem_size : heap of a locally started JVM.
+    modeling_plan : H2O's ``modeling_plan``: ``[[algo, [step ids]] | [algo, "defaults"|"grids"|
+        "all"] | algo, ...]``; ``None`` means :data:`DEFAULT_MODELING_PLAN`, ``[]`` H2O's own.
+    max_runtime_secs_per_model : cap on each model's fit, its CV fits included (0 = none).
+    pca_components : fit AutoML on this many principal components of the standardised
+        columns (:mod:`experiments.families.projection`, fitted on the training rows, no
+        labels; saved with the model); ``None`` or 0 keeps every column.
     """
 
     family: ClassVar[str] = "h2o_automl"
     #: Columns of the training frame that are not predictors (kept in the MOJO's names).
-    non_predictor_columns: ClassVar[tuple[str, ...]] = (FOLD_COLUMN,)
+    non_predictor_columns: ClassVar[tuple[str, ...]] = (FOLD_COLUMN, WEIGHT_COLUMN)
 
     def __init__(
         self,
@@ -143,6 +192,9 @@ class H2OAutoMLTrainer:
         balance_classes: bool = False,
         h2o_url: str | None = None,
         max_mem_size: str = "4G",
+        modeling_plan: list[Any] | None = None,
+        max_runtime_secs_per_model: int = 0,
+        pca_components: int | None = None,
     ) -> None:
         self.max_runtime_secs = max_runtime_secs
         self.max_models = max_models
@@ -153,6 +205,16 @@ class H2OAutoMLTrainer:
         self.balance_classes = balance_classes
         self.h2o_url = h2o_url
         self.max_mem_size = max_mem_size
+        self.modeling_plan = modeling_plan
+        self.max_runtime_secs_per_model = max_runtime_secs_per_model
+        self.pca_components = pca_components
+
+    def _plan(self) -> list[Any] | None:
+        """The modeling plan handed to H2O (``None``: H2O's default order)."""
+        if self.modeling_plan is None:
+            return [(algo, list(steps)) for algo, steps in DEFAULT_MODELING_PLAN]
+        plan = [step if isinstance(step, str) else tuple(step) for step in self.modeling_plan]
+        return plan or None
 
     def _excluded(self) -> list[str]:
         return list(DEFAULT_EXCLUDE_ALGOS if self.exclude_algos is None else self.exclude_algos)
@@ -185,10 +247,26 @@ class H2OAutoMLTrainer:
             if len(groups) != len(features):
                 raise ValueError(f"{len(features)} feature rows but {len(groups)} groups")
             folds = speaker_folds(np.asarray(groups), self.nfolds)
+            self.folds_ = folds  # the CV fold of each training row
             table[FOLD_COLUMN] = folds
             fold_column = FOLD_COLUMN
             self.n_folds_ = int(folds.max()) + 1
             self.fold_strategy_ = "speaker"
+        table, weights = collapse_repeated_rows(table)
+        self.n_rows_, self.n_unique_rows_ = len(features), len(table)
+        self.projection_ = None
+        if self.pca_components:
+            self.projection_ = fit_projection(
+                table[self.feature_names_], self.pca_components, weights=weights
+            )
+            projected = self.projection_.transform(table[self.feature_names_])
+            table = pd.concat([projected, table.drop(columns=self.feature_names_)], axis=1)
+        self.predictors_ = self.projection_.names if self.projection_ else self.feature_names_
+        weight_column = None
+        self.weighted_ = bool((weights > 1).any())
+        if self.weighted_:
+            table[WEIGHT_COLUMN] = weights.astype(np.float64)
+            weight_column = WEIGHT_COLUMN
 
         self._connect()
         self.aml_project_ = f"ser_automl_{uuid.uuid4().hex[:12]}"
@@ -197,19 +275,24 @@ class H2OAutoMLTrainer:
             aml = H2OAutoML(
                 nfolds=-1 if fold_column else self.nfolds,
                 max_runtime_secs=self.max_runtime_secs,
+                max_runtime_secs_per_model=self.max_runtime_secs_per_model or None,
                 max_models=self.max_models,
                 seed=self.seed,
                 sort_metric=self.sort_metric,
                 exclude_algos=self._excluded() or None,
+                modeling_plan=self._plan(),
                 balance_classes=self.balance_classes,
                 project_name=self.aml_project_,
             )
+            started = time.perf_counter()
             aml.train(
-                x=self.feature_names_,
+                x=self.predictors_,
                 y=LABEL_COLUMN,
                 training_frame=frame,
                 fold_column=fold_column,
+                weights_column=weight_column,
             )
+            self.automl_seconds_ = time.perf_counter() - started
         finally:
             _remove_frame_and_copies(frame)
         if aml.leader is None:
@@ -230,6 +313,10 @@ class H2OAutoMLTrainer:
             raise RuntimeError("H2OAutoMLTrainer is not fitted")
         table = features.set_axis([str(c) for c in features.columns], axis=1)
         table = table[self.feature_names_].reset_index(drop=True)
+        if self.projection_ is not None:
+            table = self.projection_.transform(table)
+        if self.weighted_:  # a weight H2O does not read when scoring
+            table[WEIGHT_COLUMN] = 1.0
         if table.empty:
             return np.zeros((0, len(self.classes_)))
         self._connect()
@@ -309,6 +396,9 @@ class H2OAutoMLTrainer:
             "exclude_algos": ",".join(self._excluded()) or "none",
             "balance_classes": self.balance_classes,
             "max_mem_size": self.max_mem_size,
+            "modeling_plan": plan_text(self._plan()),
+            "max_runtime_secs_per_model": self.max_runtime_secs_per_model,
+            "pca_components": self.pca_components or 0,
             "h2o_version": h2o.__version__,
         }
         if hasattr(self, "leader_"):
@@ -319,6 +409,9 @@ class H2OAutoMLTrainer:
                 "n_folds_used": self.n_folds_,
                 "fold_strategy": self.fold_strategy_,
                 "aml_project": self.aml_project_,
+                "training_rows": self.n_rows_,
+                "unique_training_rows": self.n_unique_rows_,
+                "automl_seconds": round(self.automl_seconds_, 1),
             }
         if hasattr(self, "mojo_model_id_"):
             out |= {"mojo_model_id": self.mojo_model_id_, "mojo_fallback": self.mojo_fallback_}
