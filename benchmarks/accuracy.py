@@ -365,7 +365,7 @@ def main() -> None:
             f"{corpus} sample: {len(table)} clips of {table['speaker'].nunique()} speakers "
             "(a small sample; cross-corpus figures are indicative only)"
         )
-    seconds = load_audio(clip).duration
+    seconds = load_audio(clip).duration_s
     print(
         f"per-clip cost: {clip.name} (RAVDESS actor 18, {seconds:.2f} s), in-process, median of 20"
     )
