@@ -3,6 +3,7 @@
 Run by hand (not in CI), from the repository root::
 
     .venv/bin/python benchmarks/production_loop.py [--calls 80] [--rows 100000]
+        [--switch FAMILY FAMILY]
 
 It trains a ``sklearn_linear`` model on a 6-speaker SYNTHETIC demo corpus into a scratch MLflow
 store (as ``serve_latency.py`` does) and makes it ``@champion``. Then:
@@ -11,7 +12,10 @@ store (as ``serve_latency.py`` does) and makes it ``@champion``. Then:
    serve --prediction-log`` does) and once not, and ``predict`` on a 4 s clip is called on
    the two in turns; it prints both p50s and the difference (target: at most 2 ms).
 2. A ``ser serve`` process (one worker, following ``@champion`` every second) answers a
-   4 s clip without pause while ``@champion`` moves to a second version: it prints the seconds
+   4 s clip without pause while ``@champion`` moves to a second version (``--switch``: from a
+   model of one family to one of another, ``sklearn_linear`` to ``sklearn_mlp`` by default;
+   ``fused h2o_automl`` moves from the champion recipe to an H2O MOJO, whose scorer starts a
+   JVM inside the server during the switch): it prints the seconds
    until answers name the new version, the failed requests, and the server's resident memory
    before and at its peak during the switch (target: switch within 60 s, no failed request,
    peak at most twice the memory with one model).
@@ -188,17 +192,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=80)
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument(
+        "--switch", nargs=2, metavar="FAMILY", default=["sklearn_linear", "sklearn_mlp"],
+        help="the family of the first champion, then of the version @champion moves to",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.switch[0] == args.switch[1]:
+        parser.error("--switch needs two different families")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # local_server
     with tempfile.TemporaryDirectory(prefix="ser-production-loop-") as scratch:
         workdir = Path(scratch)
-        uri, report = train_demo_models(
-            workdir, ["sklearn_linear", "sklearn_mlp"], features="spectral_prosodic"
-        )
-        first, second = (family.model_uri for family in report.families)
-        make_champion(first, MODEL)
+        families = sorted({"sklearn_linear", *args.switch})
+        uri, report = train_demo_models(workdir, families, features="spectral_prosodic")
+        models = {family.family: family.model_uri for family in report.families}
+        make_champion(models["sklearn_linear"], MODEL)
         log = logging_cost(workdir, args.calls)
-        switch_cost(workdir, uri, second)
+        make_champion(models[args.switch[0]], MODEL)
+        print(f"switch: from {args.switch[0]} to {args.switch[1]}")
+        switch_cost(workdir, uri, models[args.switch[1]])
         big = workdir / "big-log"
         big_log(log, args.rows, big)
         monitor_cost(workdir, big, uri)

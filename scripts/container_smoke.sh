@@ -11,7 +11,10 @@
 # until PostgreSQL, MLflow, the Prefect server and the worker are healthy; `ser retrain` on
 # the synthetic demo corpus inside the worker (MLflow server + Prefect server); wait until
 # the model server has loaded models:/ser-emotion@champion; POST a real clip to it from
-# this machine and print the answer; tear the stack down (volumes too), also on failure.
+# this machine and print the answer; move @champion to another model of that run (as any
+# MLflow client would) and then back with `ser rollback`, and check that the running server
+# answers from each new version within 90 s with no failed request and no restart; tear the
+# stack down (volumes too), also on failure.
 # The last line is `prediction ok: <emotion>` on success.
 #
 # Settings (environment):
@@ -327,8 +330,54 @@ print(json.dumps(answer, indent=None, default=str), file=sys.stderr)
 probabilities = answer["probabilities"]
 assert abs(sum(probabilities.values()) - 1) < 1e-3, probabilities
 assert answer["emotion"] in probabilities, answer
-print(answer["emotion"])
+print(answer["emotion"], answer["model_version"])
 EOF
+}
+
+# Move @champion from inside the worker as any MLflow client (the UI, a script) would: a
+# model of another family of the champion's training run becomes a new version and champion.
+PROMOTE_ANOTHER='
+import mlflow
+from mlflow import MlflowClient
+
+client = MlflowClient()
+champion = client.get_model_version_by_alias("ser-emotion", "champion")
+experiment = client.get_run(champion.run_id).info.experiment_id
+other = next(m for m in client.search_logged_models(experiment_ids=[experiment])
+             if m.model_id not in champion.source)
+version = mlflow.register_model(f"models:/{other.model_id}", "ser-emotion").version
+client.set_registered_model_alias("ser-emotion", "champion", version)
+run = client.get_run(other.source_run_id).info.run_name.split(" ")[0]
+print(f"the {run} model of the same training is v{version}, @champion")
+'
+
+follow() {  # follow WHAT COMMAND...: COMMAND (run in the worker) moves @champion; POST the
+    # clip every second until the answers name the new version (at most 90 s), counting
+    # failed requests; the model server must not have restarted.
+    local what="$1" server before after target answer version failed=0 sent=0 started
+    shift
+    server="$(container_of model-server)"
+    before="$(podman inspect --format '{{.State.StartedAt}} {{.RestartCount}}' "$server")"
+    podman exec "$WORKER" "$@" >"$LOGS/$what.log" 2>&1 \
+        || { show_log "$LOGS/$what.log"; fail "$what in $WORKER"; }
+    target="$(podman exec "$WORKER" python -c 'from mlflow import MlflowClient
+print(MlflowClient().get_model_version_by_alias("ser-emotion", "champion").version)')"
+    started=$SECONDS
+    while :; do
+        sent=$((sent + 1))
+        if answer="$(predict "$CLIP" 2>>"$LOGS/$what-answers.json")"; then
+            version="${answer##* }"
+            [ "$version" = "$target" ] && break
+        else
+            failed=$((failed + 1))
+        fi
+        [ $((SECONDS - started)) -lt 90 ] || fail "$what: still no answer from v$target after 90 s"
+        sleep 1
+    done
+    after="$(podman inspect --format '{{.State.StartedAt}} {{.RestartCount}}' "$server")"
+    [ "$before" = "$after" ] || fail "$what: the model server restarted ($before -> $after)"
+    [ "$failed" = 0 ] || fail "$what: $failed of $sent requests failed while switching"
+    NOTE="@champion -> v$target: answered by it after $((SECONDS - started)) s, $sent requests, 0 failed, no restart"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -376,10 +425,17 @@ step "wait: model-server serves @champion" wait_healthy model-server 600
 
 CLIP="$(pick_clip)"
 begin "POST a clip to the model server"
-EMOTION="$(predict "$CLIP" 2>"$LOGS/prediction.json")" \
+ANSWER="$(predict "$CLIP" 2>"$LOGS/prediction.json")" \
     || { cat "$LOGS/prediction.json" >&2; fail "POST $CLIP"; }
-done_step "$(basename "$CLIP") -> $EMOTION"
+EMOTION="${ANSWER% *}"
+done_step "$(basename "$CLIP") -> $EMOTION (v${ANSWER##* })"
 echo "answer: $(cat "$LOGS/prediction.json")"
+
+# The model server follows @champion without a restart: a second promotion, then a rollback.
+step "second promotion, followed by the server" follow promote python -c "$PROMOTE_ANOTHER"
+grep -v '^Closing connection' "$LOGS/promote.log" | tail -n 1 | sed 's/^/    /'
+step "ser rollback, followed by the server" follow rollback \
+    ser rollback --model ser-emotion --to "${ANSWER##* }" --reason "container smoke test"
 
 echo "image sizes:"
 for name in postgres-local mlflow worker serve; do

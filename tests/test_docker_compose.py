@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from serving_image import serve_lock_script
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -463,8 +464,11 @@ def test_every_image_builds_from_a_base_argument_runs_as_non_root_and_has_a_heal
     assert "ca-certificates.crt" not in text, "the host CA bundle is mounted, never copied"
 
 
-@pytest.mark.parametrize("name", ["Dockerfile.worker", "Dockerfile.serve"])
-def test_project_images_install_the_lock(name, pyproject):
+@pytest.mark.parametrize(
+    ("name", "lock"),
+    [("Dockerfile.worker", "requirements.lock"), ("Dockerfile.serve", "requirements-serve.lock")],
+)
+def test_project_images_install_their_lock(name, lock, pyproject):
     text = (DOCKER / name).read_text()
     assert "openjdk-17-jre-headless" in text
     assert "KERAS_BACKEND=torch" in text
@@ -474,14 +478,15 @@ def test_project_images_install_the_lock(name, pyproject):
     assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in text
     assert f'--index-url "$TORCH_INDEX_URL" {torch}' in text
     assert "from=torch-wheels" in text and "FROM scratch AS torch-wheels" in text
-    # then requirements.lock, hash-checked, then the project without dependencies.
-    assert "COPY requirements.lock docker/requirements-python-lt-3.11.3.lock /tmp/" in text
-    assert "pip install --require-hashes --no-deps -r /tmp/requirements.lock" in text
+    # then its lock, hash-checked and checked whole, then the project without dependencies.
+    assert f"pip install --require-hashes --no-deps -r /tmp/{lock}" in text
     assert text.index(f"--no-deps --no-index --find-links /tmp/torch-wheels {torch}") < text.index(
         "--require-hashes"
     )
     assert re.search(r"pip install --no-deps --no-build-isolation /(app|src)\b", text)
-    assert "pip check" in text
+    steps = instructions(DOCKER / name)
+    install = next(a for _, a in steps if "--require-hashes" in a and f"/tmp/{lock}" in a)
+    assert "pip check" in install
     # The dependency layers come before the sources (cached while only the sources change).
     steps = instructions(DOCKER / name)
     install_lock = next(i for i, (k, a) in enumerate(steps) if "--require-hashes" in a)
@@ -498,6 +503,21 @@ def test_worker_and_serve_images_share_their_dependency_layers():
         return text[text.index("ARG BASE_IMAGE=") : text.index(SHARED_LAYERS_END)]
 
     assert shared(worker) == shared(serve), "same instructions, so the layers are built once"
+
+
+def test_serving_lock_is_the_closure_of_what_serving_needs_at_the_projects_versions():
+    """docker/requirements-serve.lock is current (refresh-serve-lock.py would write the same)
+    and every entry, hashes included, is requirements.lock's."""
+    script = serve_lock_script()
+    served = script.lock_entries(script.SERVE_LOCK)
+    project = script.lock_entries(script.PROJECT_LOCK)
+    expected = script.closure(script.SERVING_ROOTS) - script.NOT_LOCKED
+    assert set(served) == expected, f"run {script.__file__}"
+    assert all(served[name] == project[name] for name in served)
+    # what the image leaves out: training, orchestration, the app, the tracking server
+    for left_out in ("h2o", "prefect", "dask", "gradio", "matplotlib", "mlflow", "sqlalchemy"):
+        assert left_out not in served, left_out
+    assert {"mlflow-skinny", "uvicorn", "jpype1", "keras", "silero-vad"} <= set(served)
 
 
 def test_serving_image_cmd_and_healthcheck():

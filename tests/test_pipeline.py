@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import requests
 import soundfile as sf
 from local_server import free_port, stop, wait_until_serving
 from mlflow import MlflowClient
+from serving_image import run_with_serving_packages_only
 
 from experiments.serving.command import serve_command, serving_environment
 from experiments.tracking.registry import CHAMPION, PromotionError
@@ -301,3 +303,36 @@ def test_an_h2o_model_loads_in_the_process_that_trained_it(workspace):
     clip = base64.b64encode(a_real_clip(workspace["data"]).read_bytes()).decode()
     result = model.predict(pd.DataFrame({"audio": [clip]})).iloc[0]
     assert sum(result["probabilities"].values()) == pytest.approx(1.0)
+
+
+def test_every_family_answers_with_only_the_serving_images_packages(workspace, tmp_path):
+    """The serving image installs a subset of the lock (docker/requirements-serve.lock): every
+    family's model loads and answers a real clip where H2O's client, Prefect, Dask, Gradio and
+    matplotlib cannot be imported."""
+    download = mlflow.artifacts.download_artifacts
+    models = {
+        run.family: download(run.model_uri, dst_path=str(tmp_path / run.family))
+        for run in workspace["report"].families
+    }
+    code = f"""
+import base64, json, sys
+try:
+    import h2o
+except ModuleNotFoundError:
+    pass
+else:
+    sys.exit("h2o is importable: the check would prove nothing")
+import mlflow.pyfunc, pandas as pd
+clip = base64.b64encode(open({str(a_real_clip(workspace["data"]))!r}, "rb").read()).decode()
+answers = {{}}
+for family, path in {models!r}.items():
+    answer = mlflow.pyfunc.load_model(path).predict(pd.DataFrame({{"audio": [clip]}})).iloc[0]
+    answers[family] = answer["probabilities"]
+print(json.dumps(answers))
+"""
+    result = run_with_serving_packages_only(code, env=serving_environment(workspace["uri"]))
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(answers) == set(models)
+    for probabilities in answers.values():
+        assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-6)
