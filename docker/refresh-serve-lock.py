@@ -43,6 +43,7 @@ SERVING_ROOTS = (
     "keras",
     "jpype1",
     "silero-vad",
+    "onnxruntime",  # runs the voice-activity detector
     "transformers",
     "mlflow-skinny",
     "pyyaml",

@@ -16,10 +16,8 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import threading
-from collections.abc import Iterator
+import warnings
 
 import numpy as np
 
@@ -38,13 +36,13 @@ DETECTOR_LEVEL_DBFS = -26.0
 ACTIVE_FRAME_S = 0.02
 ACTIVE_RANGE_DB = 30.0
 
-_lock = threading.Lock()
-
 
 @functools.cache
 def _detector():
-    import warnings
-
+    """Silero's sequence model on ONNX Runtime: the same network as its TorchScript model,
+    run as one call per block of up to 512 windows instead of one Python call per window (a
+    4 s clip: 7 ms against 38 ms, measured here; probabilities within 4e-5 of the
+    TorchScript model's on real clips). Stateless between calls, so callers need no lock."""
     import torch
 
     threads = torch.get_num_threads()
@@ -53,21 +51,7 @@ def _detector():
     torch.set_num_threads(threads)  # the process's other models (an encoder) keep theirs
     with warnings.catch_warnings():  # the package's own deprecated loading calls
         warnings.simplefilter("ignore", DeprecationWarning)
-        return load_silero_vad()
-
-
-@contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run the detector on one thread: its 32 ms windows are too small to share (4 s of audio:
-    about 50 ms on one thread, 90 ms on two, measured here)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+        return load_silero_vad(sequence=True)
 
 
 def active_level(samples: np.ndarray, rate: int) -> float:
@@ -81,23 +65,26 @@ def active_level(samples: np.ndarray, rate: int) -> float:
     return float(loud.mean())
 
 
-def speech_probability(samples: np.ndarray, rate: int) -> np.ndarray:
-    """The probability of speech in each 32 ms window of ``samples`` (mono, any rate), heard
-    at :data:`DETECTOR_LEVEL_DBFS` whatever the recording's level."""
-    import torch
-
+def detector_input(samples: np.ndarray, rate: int) -> np.ndarray:
+    """What the detector hears: ``samples`` (mono, any rate) at :data:`VAD_RATE`, brought to
+    an active level of :data:`DETECTOR_LEVEL_DBFS` whatever the recording's level."""
     audio = resample(np.asarray(samples, dtype=np.float32), rate, VAD_RATE)
-    if len(audio) < WINDOW:
-        return np.zeros(0, dtype=np.float32)
     level = active_level(audio, VAD_RATE)
     if level > 0:
         audio = audio * np.float32(10 ** (DETECTOR_LEVEL_DBFS / 20) / np.sqrt(level))
         peak = float(np.max(np.abs(audio)))
         audio = audio * np.float32(0.99 / peak) if peak > 0.99 else audio
-    # the detector keeps state between its windows: one caller at a time
-    with _lock, torch.inference_mode(), _one_torch_thread():
-        probability = _detector().audio_forward(torch.from_numpy(audio), VAD_RATE)
-    return probability.numpy()[0, : int(np.ceil(len(audio) / WINDOW))].astype(np.float32)
+    return audio
+
+
+def speech_probability(samples: np.ndarray, rate: int) -> np.ndarray:
+    """The probability of speech in each 32 ms window of ``samples`` (mono, any rate), heard
+    as :func:`detector_input` says."""
+    audio = detector_input(samples, rate)
+    if len(audio) < WINDOW:
+        return np.zeros(0, dtype=np.float32)
+    probability = _detector().audio_forward(audio, VAD_RATE)
+    return probability[: int(np.ceil(len(audio) / WINDOW))].astype(np.float32)
 
 
 def speech_windows(probability: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
