@@ -485,11 +485,11 @@ def test_project_images_install_their_lock(name, lock, pyproject):
     )
     assert re.search(r"pip install --no-deps --no-build-isolation /(app|src)\b", text)
     steps = instructions(DOCKER / name)
-    install = next(a for _, a in steps if "--require-hashes" in a and f"/tmp/{lock}" in a)
-    assert "pip check" in install
+    install_lock = next(
+        i for i, (_, a) in enumerate(steps) if "--require-hashes" in a and f"/tmp/{lock}" in a
+    )
+    assert "pip check" in steps[install_lock][1]
     # The dependency layers come before the sources (cached while only the sources change).
-    steps = instructions(DOCKER / name)
-    install_lock = next(i for i, (k, a) in enumerate(steps) if "--require-hashes" in a)
     for source in ("ser_features", "experiments", "flows", "pyproject.toml", "README.md"):
         copies = [i for i, (k, a) in enumerate(steps) if k == "COPY" and source in a.split()]
         assert copies and min(copies) > install_lock, f"{name}: COPY {source} before the lock"
