@@ -119,3 +119,67 @@ def test_mojo_answers_like_the_in_cluster_leader(fitted, clips, tmp_path):
         .mean()
     )
     assert uar.mean() > 0.4  # unseen actors, four emotions: chance is 0.25
+
+
+def _uar(truth: np.ndarray, proba: np.ndarray, classes: list[str]) -> float:
+    predicted = np.asarray(classes)[proba.argmax(axis=1)]
+    return float(pd.Series(predicted == truth).groupby(truth).mean().mean())
+
+
+def test_out_of_fold_probabilities_are_the_leaders_held_out_speakers(fitted):
+    trainer, train = fitted
+    oof = trainer.out_of_fold_proba()
+    assert oof.shape == (len(train), len(trainer.classes_))
+    np.testing.assert_allclose(oof.sum(axis=1), 1.0, atol=1e-9)
+    truth = train["emotion"].to_numpy()
+    held_out = _uar(truth, oof, trainer.classes_)
+    # H2O's own cross-validated score of the leader is this very table of predictions
+    board = trainer.leaderboard_.set_index("model_id")
+    assert held_out == pytest.approx(
+        1 - board.loc[trainer.leader_.model_id, "mean_per_class_error"], abs=1e-9
+    )
+    features = train.drop(columns=["emotion", "speaker"])
+    seen = _uar(truth, trainer.predict_proba(features), trainer.classes_)
+    assert seen - held_out > 0.1, (seen, held_out)  # the rows' own speakers were not seen
+
+
+def test_fused_takes_the_automl_leader_on_its_own_speaker_folds(fitted, clips, tmp_path):
+    from experiments.families.fused import FusedTrainer, load, save
+
+    _, train = fitted
+    repeated = pd.concat([train, train.iloc[:12]], ignore_index=True)  # as balancing repeats
+    fused = FusedTrainer(
+        members={
+            "sklearn_linear": {"param_grid": {"C": [0.01]}, "max_iter": 100},
+            "h2o_automl": {
+                "max_runtime_secs": 240,
+                "max_models": 3,
+                "nfolds": 3,
+                "pca_components": 24,
+            },
+        },
+        inner_folds=3,
+    )
+    features = repeated.drop(columns=["emotion", "speaker"])
+    fused.fit(features, repeated["emotion"].to_numpy(), repeated["speaker"].to_numpy())
+    try:
+        params = fused.params()
+        assert params["out_of_fold_source"] == {
+            "h2o_automl": "its own folds",
+            "sklearn_linear": "3 inner folds",
+        }
+        automl = fused.members_["h2o_automl"]
+        oof = automl.out_of_fold_proba()
+        assert len(oof) == len(repeated)
+        np.testing.assert_array_equal(oof[-12:], oof[:12])  # a repeat gets its copy's answer
+        assert sum(fused.weights_.values()) == pytest.approx(1.0)
+        test = clips[clips["speaker"].str[-2:].isin(TEST_ACTORS)]
+        unseen = test.drop(columns=["emotion", "speaker"]).reset_index(drop=True)
+        save(fused, tmp_path)
+        served = load(tmp_path, {})
+        np.testing.assert_allclose(
+            served.predict_proba(unseen), fused.predict_proba(unseen), atol=1e-5
+        )
+        assert _uar(test["emotion"].to_numpy(), served.predict_proba(unseen), fused.classes_) > 0.4
+    finally:
+        fused.release()

@@ -63,6 +63,14 @@ def test_the_own_data_manifest_and_experiment_file_are_valid(tmp_path):
     assert parse_config(yaml.safe_load(sample)).trainers["h2o_automl"]["max_runtime_secs"] == 600
 
 
+def test_the_fused_members_example_is_a_valid_trainers_section():
+    trainers = yaml.safe_load(fenced("model-families.md", "yaml", "trainers:"))
+    config = parse_config({"name": "x", "data": {"folders": ["calls.csv"]}, **trainers})
+    members = config.trainers["fused"]["members"]
+    assert list(members) == ["sklearn_linear", "sklearn_mlp", "h2o_automl"]
+    assert members["h2o_automl"]["pca_components"] == 128
+
+
 @pytest.fixture(scope="module")
 def walked_through(tmp_path_factory, prefect_server):
     """The own-data page's demo walk-through, run as written in a fresh folder."""

@@ -56,6 +56,8 @@ def test_saved_projection_transforms_identically(tmp_path):
 def test_collapse_repeated_rows_keeps_order_and_counts():
     h2o_trainer = pytest.importorskip("experiments.families.h2o_trainer")
     table = pd.DataFrame({"a": [1.0, 2.0, 1.0, 3.0, 2.0, 1.0], "label": list("xyxzyw")})
-    unique, weights = h2o_trainer.collapse_repeated_rows(table)
+    unique, weights, kept = h2o_trainer.collapse_repeated_rows(table)
     assert unique.to_dict("list") == {"a": [1.0, 2.0, 3.0, 1.0], "label": ["x", "y", "z", "w"]}
     assert weights.tolist() == [2, 2, 1, 1]
+    assert kept.tolist() == [0, 1, 0, 2, 1, 3]
+    pd.testing.assert_frame_equal(unique.iloc[kept].reset_index(drop=True), table)

@@ -39,6 +39,19 @@ class Trainer(Protocol):
         ...
 
 
+@runtime_checkable
+class SelfValidating(Protocol):
+    """A trainer whose ``fit`` already cross-validates on (speaker) folds of its training rows.
+
+    :meth:`out_of_fold_proba` gives, for every row ``fit`` saw, the probabilities of the fold
+    model that did not see it, so an ensemble over it (``fused``) needs no inner refits.
+    """
+
+    def out_of_fold_proba(self) -> np.ndarray | None:
+        """``(n_training_rows, len(classes_))`` held-out probabilities; ``None`` if unavailable."""
+        ...
+
+
 def predict_labels(trainer: Trainer, features: pd.DataFrame) -> np.ndarray:
     """The most probable label for each row."""
     proba = trainer.predict_proba(features)

@@ -3,12 +3,15 @@
 Fitting, on the training side only:
 
 1. every member is fitted on the training part of each inner speaker fold and scores its
-   held-out speakers, giving out-of-fold probabilities for every training clip;
+   held-out speakers, giving out-of-fold probabilities for every training clip; a member
+   that cross-validates on speaker folds itself (H2O AutoML,
+   :class:`~experiments.families.base.SelfValidating`) is fitted once on the whole training
+   side and its own held-out probabilities are used instead;
 2. each member is calibrated by a temperature that minimises its out-of-fold log-loss;
 3. the weights (a grid over the simplex in steps of ``weight_step``) are those whose
    weighted mean of calibrated probabilities has the best out-of-fold UAR (log-loss breaks
    ties);
-4. every member is refitted on the whole training side.
+4. every other member is refitted on the whole training side.
 
 The served model is the weighted mean of the members' calibrated probabilities. Each member
 is saved by its own family, in a sub-folder.
@@ -26,6 +29,7 @@ import pandas as pd
 from sklearn.metrics import recall_score
 from typing_extensions import TypedDict
 
+from experiments.families.base import SelfValidating
 from experiments.families.inputs import check_labels, make_cv_splits, select_features
 from experiments.families.spec import FEATURES, ModelFamily, strict_options
 from ser_features.feature_sets import feature_set_columns
@@ -119,9 +123,11 @@ class FusedTrainer:
 
     def _aligned(self, trainer: Any, features: pd.DataFrame) -> np.ndarray:
         """A member's probabilities in this model's ``classes_`` order (absent labels 0)."""
-        proba = trainer.predict_proba(features)
-        out = np.zeros((len(features), len(self.classes_)))
-        for column, label in enumerate(trainer.classes_):
+        return self._in_class_order(trainer.predict_proba(features), trainer.classes_)
+
+    def _in_class_order(self, proba: np.ndarray, classes: list[str]) -> np.ndarray:
+        out = np.zeros((len(proba), len(self.classes_)))
+        for column, label in enumerate(classes):
             out[:, self.classes_.index(label)] = proba[:, column]
         return out
 
@@ -134,18 +140,33 @@ class FusedTrainer:
         frame = select_features(features)
         labels, groups, self.classes_ = check_labels(frame, labels, groups)
         codes = np.array([self.classes_.index(label) for label in labels])
-        _, folds = make_cv_splits(labels, groups, n_folds=self.inner_folds, seed=self.seed)
         names = list(self.members)
         columns = {name: self._columns(name, frame) for name in names}
-        oof = {name: np.zeros((len(frame), len(self.classes_))) for name in names}
-        for train_idx, test_idx in folds:
-            for name in names:
-                member = self._member(name)
-                inner_groups = None if groups is None else groups[train_idx]
-                part = frame[columns[name]]
-                member.fit(part.iloc[train_idx], labels[train_idx], inner_groups)
-                oof[name][test_idx] = self._aligned(member, part.iloc[test_idx])
-                get_family(name).release(member)
+        oof: dict[str, np.ndarray] = {}
+        self.members_ = {}
+        self.out_of_fold_source_ = {}
+        for name in names:
+            member = self._member(name)
+            if isinstance(member, SelfValidating):
+                member.fit(frame[columns[name]], labels, groups)
+                self.members_[name] = member
+                own = member.out_of_fold_proba()
+                if own is not None:
+                    oof[name] = self._in_class_order(own, member.classes_)
+                    self.out_of_fold_source_[name] = "its own folds"
+        inner = [name for name in names if name not in oof]
+        if inner:
+            _, folds = make_cv_splits(labels, groups, n_folds=self.inner_folds, seed=self.seed)
+            oof |= {name: np.zeros((len(frame), len(self.classes_))) for name in inner}
+            self.out_of_fold_source_ |= {name: f"{len(folds)} inner folds" for name in inner}
+            for train_idx, test_idx in folds:
+                for name in inner:
+                    member = self._member(name)
+                    inner_groups = None if groups is None else groups[train_idx]
+                    part = frame[columns[name]]
+                    member.fit(part.iloc[train_idx], labels[train_idx], inner_groups)
+                    oof[name][test_idx] = self._aligned(member, part.iloc[test_idx])
+                    get_family(name).release(member)
         self.temperatures_ = {
             name: float(
                 min(
@@ -164,11 +185,11 @@ class FusedTrainer:
         best = max(_weight_grid(len(names), self.weight_step), key=quality)
         self.weights_ = dict(zip(names, best, strict=True))
         self.oof_uar_ = quality(best)[0]
-        self.members_ = {}
         for name in names:
-            member = self._member(name)
-            member.fit(frame[columns[name]], labels, groups)
-            self.members_[name] = member
+            if name not in self.members_:
+                member = self._member(name)
+                member.fit(frame[columns[name]], labels, groups)
+                self.members_[name] = member
         return self
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
@@ -203,6 +224,7 @@ class FusedTrainer:
                 "temperatures": self.temperatures_,
                 "member_oof_uar": self.member_oof_uar_,
                 "oof_uar": self.oof_uar_,
+                "out_of_fold_source": self.out_of_fold_source_,
             }
             for name, member in self.members_.items():
                 out[f"member.{name}"] = member.params()

@@ -92,16 +92,22 @@ def plan_text(plan: list[Any] | None) -> str:
     return " ".join(parts)
 
 
-def collapse_repeated_rows(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """``table`` without repeated rows, and how many times each kept row occurred.
+def collapse_repeated_rows(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """``table`` without repeated rows, how many times each kept row occurred, and for every
+    row of ``table`` the position of its kept copy.
 
     Balancing corpora repeats rows; H2O learns the same from one copy with a weight, in a
     fraction of the time. Rows must match in every column (label and fold included).
     """
     keys = pd.util.hash_pandas_object(table, index=False).to_numpy()
-    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    _, first, inverse, counts = np.unique(
+        keys, return_index=True, return_inverse=True, return_counts=True
+    )
     order = np.argsort(first)
-    return table.iloc[first[order]].reset_index(drop=True), counts[order]
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    kept = table.iloc[first[order]].reset_index(drop=True)
+    return kept, counts[order], rank[inverse.ravel()]
 
 
 def mojo_supported(model: Any) -> bool:
@@ -252,7 +258,7 @@ class H2OAutoMLTrainer:
             fold_column = FOLD_COLUMN
             self.n_folds_ = int(folds.max()) + 1
             self.fold_strategy_ = "speaker"
-        table, weights = collapse_repeated_rows(table)
+        table, weights, self.kept_row_ = collapse_repeated_rows(table)
         self.n_rows_, self.n_unique_rows_ = len(features), len(table)
         self.projection_ = None
         if self.pca_components:
@@ -283,6 +289,9 @@ class H2OAutoMLTrainer:
                 modeling_plan=self._plan(),
                 balance_classes=self.balance_classes,
                 project_name=self.aml_project_,
+                # every model's held-out predictions on the speaker folds stay in the
+                # cluster: the stacked ensembles need them, and so does out_of_fold_proba
+                keep_cross_validation_predictions=True,
             )
             started = time.perf_counter()
             aml.train(
@@ -329,6 +338,29 @@ class H2OAutoMLTrainer:
             h2o.remove(frame)
         mapping = _probability_columns([str(c) for c in scores.columns[1:]], self.h2o_domain_)
         proba = np.column_stack([scores[mapping[c]].to_numpy(np.float64) for c in self.classes_])
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def out_of_fold_proba(self) -> np.ndarray | None:
+        """The leader's probabilities for every training row, each from the CV model that
+        did not see that row's fold (speaker folds when ``groups`` were given).
+
+        For a stacked ensemble these are its metalearner's, cross-validated on the same
+        folds over the base models' own held-out predictions. Rows follow ``fit``'s input
+        (repeated rows get their kept copy's); ``None`` when H2O kept none.
+        """
+        if not hasattr(self, "leader_"):
+            raise RuntimeError("H2OAutoMLTrainer is not fitted")
+        self._connect()
+        model = self.leader_
+        if model.algo == "stackedensemble":
+            model = model.metalearner()
+        holdout = model.cross_validation_holdout_predictions()
+        if holdout is None:
+            return None
+        scores = _to_pandas(holdout)
+        mapping = _probability_columns([str(c) for c in scores.columns[1:]], self.h2o_domain_)
+        proba = np.column_stack([scores[mapping[c]].to_numpy(np.float64) for c in self.classes_])
+        proba = proba[self.kept_row_]
         return proba / proba.sum(axis=1, keepdims=True)
 
     def mojo_supported(self) -> bool:
