@@ -14,7 +14,10 @@ the shipped experiment config, it prints:
   emotion, so every fold holds out a fifth of each corpus's speakers; training uses the
   others of every corpus. UAR mean ± std over folds for each corpus on its own labels, and
   the 4-class UAR (angry, happy, neutral, sad: the labels every corpus shares; the model's
-  probabilities restricted to those four);
+  probabilities restricted to those four), and the UAR of the answer chosen among the
+  corpus's own labels (what a model trained on that corpus alone is asked, and what a
+  request naming them in ``labels`` gets; for RAVDESS, whose 8 labels are all the
+  labels, the same as its UAR);
 - **leave one corpus out**: trained on the other corpora, tested on the whole held-out
   corpus over the labels both sides share;
 - **cross-corpus samples**: trained on every dev speaker of ``--corpora`` on all their
@@ -61,6 +64,7 @@ from ser_features.audio import load_audio
 from ser_features.feature_sets import get_feature_spec
 from ser_features.feature_table import FEATURES_FILE, feature_columns, read_feature_table
 from ser_features.labels import SHARED_BY_EVERY_CORPUS as FOUR_CLASSES
+from ser_features.labels import ordered_labels
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CONFIG = Path("experiments/ravdess_cremad.yaml")
@@ -185,7 +189,12 @@ class Scorer:
             rows = corpora == corpus
             part = test[rows]
             metrics = evaluate(part["emotion"].to_numpy(), proba[rows], classes).metrics
-            out[corpus] = {**metrics, "uar4": four_class_uar(part, proba[rows], classes)}
+            own = tuple(ordered_labels(set(table.loc[table["corpus"] == corpus, "emotion"])))
+            out[corpus] = {
+                **metrics,
+                "uar4": four_class_uar(part, proba[rows], classes),
+                "uar_among": among_labels_uar(part, proba[rows], classes, own),
+            }
         return out
 
     def close(self) -> None:
@@ -233,6 +242,7 @@ def family_rows(
                 "test": f"{corpus} dev speakers, SI {folds}-fold",
                 **fold_table_columns(metrics, folds=folds),
                 "4-class UAR": format_mean_std([m["uar4"] for m in metrics]),
+                "UAR among its labels": format_mean_std([m["uar_among"] for m in metrics]),
             }
         )
     if loco and len(corpora) > 1:

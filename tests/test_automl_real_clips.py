@@ -144,7 +144,7 @@ def test_out_of_fold_probabilities_are_the_leaders_held_out_speakers(fitted):
 
 
 def test_fused_takes_the_automl_leader_on_its_own_speaker_folds(fitted, clips, tmp_path):
-    from experiments.families.fused import FusedTrainer, load, save
+    from experiments.families.fused import FusedTrainer, load, member_tables, save
 
     _, train = fitted
     repeated = pd.concat([train, train.iloc[:12]], ignore_index=True)  # as balancing repeats
@@ -173,6 +173,8 @@ def test_fused_takes_the_automl_leader_on_its_own_speaker_folds(fitted, clips, t
         assert len(oof) == len(repeated)
         np.testing.assert_array_equal(oof[-12:], oof[:12])  # a repeat gets its copy's answer
         assert sum(fused.weights_.values()) == pytest.approx(1.0)
+        ((stem, board),) = member_tables(fused).items()  # logged beside the run
+        assert stem == "h2o_automl_h2o_leaderboard" and board is automl.leaderboard_
         test = clips[clips["speaker"].str[-2:].isin(TEST_ACTORS)]
         unseen = test.drop(columns=["emotion", "speaker"]).reset_index(drop=True)
         save(fused, tmp_path)

@@ -286,6 +286,17 @@ def release(trainer: Any) -> None:
         trainer.release()
 
 
+def member_tables(trainer: Any) -> dict[str, pd.DataFrame]:
+    """The members' own tables (an AutoML member's leaderboard), named ``<member>_<table>``."""
+    from experiments.families import get_family
+
+    return {
+        f"{name}_{stem}": table
+        for name, member in getattr(trainer, "members_", {}).items()
+        for stem, table in get_family(name).tables(member).items()
+    }
+
+
 FAMILY = ModelFamily(
     name="fused",
     summary="calibrated member families averaged with weights chosen on inner speaker folds",
@@ -294,6 +305,7 @@ FAMILY = ModelFamily(
     save=save,
     load=load,
     release=release,
+    tables=member_tables,
     check=_check_members,
     default=False,
 )
