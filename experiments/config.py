@@ -417,6 +417,11 @@ def _check_session_models(serving: ServingConfig, trainers: dict[str, dict], whe
         raise ConfigError(
             f"{where}: serving.session_model: {unable} cannot learn a session companion"
         )
+    for family in serving.session_model:
+        try:
+            get_family(family).session_options(trainers[family] or {})
+        except ValueError as exc:
+            raise ConfigError(f"{where}: serving.session_model: {family}: {exc}") from None
 
 
 def _describe(exc: ValidationError) -> str:

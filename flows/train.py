@@ -226,6 +226,7 @@ def _add_session_companion(
     Its held-out scores (test speakers normalised by their own unlabelled clips) are logged
     as ``session_*`` metrics; the served model uses it for requests that name a session.
     """
+    params = get_family(family).session_options(params)
     trainer = build_trainer(family, params, seed=config.protocol.seed)
     evaluation = fit_on_split(
         trainer,

@@ -179,3 +179,18 @@ def test_fused_member_options_are_checked_when_the_file_is_read():
         get_family("fused").validate({"members": {"sklearn_linear": {"C": 1}}})
     with pytest.raises(OptionsError, match="unknown model family 'xgboost'"):
         get_family("fused").validate({"members": {"xgboost": {}}})
+
+
+def test_a_fused_session_companion_leaves_out_members_that_cannot_learn_one():
+    from experiments.config import ConfigError, parse_config
+
+    automl = {"max_runtime_secs": 60, "nfolds": 3}
+    options = {"members": {"sklearn_linear": {}, "h2o_automl": automl}}
+    companion = get_family("fused").session_options(options)
+    assert list(companion["members"]) == ["sklearn_linear"]
+    assert list(options["members"]) == ["sklearn_linear", "h2o_automl"]  # the model keeps both
+    base = {"name": "x", "data": {"folders": ["calls.csv"]}}
+    only_automl = {"fused": {"members": {"h2o_automl": automl}}}
+    with pytest.raises(ConfigError, match=r"no member of fused .* can learn a session companion"):
+        parse_config({**base, "trainers": only_automl, "serving": {"session_model": ["fused"]}})
+    assert parse_config({**base, "trainers": only_automl}).serving.session_model == ()

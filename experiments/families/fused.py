@@ -35,6 +35,8 @@ from experiments.families.spec import FEATURES, ModelFamily, strict_options
 from ser_features.feature_sets import feature_set_columns
 
 _FILE = "fused.json"
+#: Members when an experiment file names none.
+DEFAULT_MEMBERS: dict[str, dict[str, Any]] = {"sklearn_linear": {}, "sklearn_mlp": {}}
 #: Temperatures tried for each member's calibration (log-spaced).
 TEMPERATURES = np.geomspace(0.25, 8.0, 41)
 
@@ -103,7 +105,7 @@ class FusedTrainer:
         weight_step: float = 0.1,
         seed: int = 0,
     ) -> None:
-        self.members = members or {"sklearn_linear": {}, "sklearn_mlp": {}}
+        self.members = members or dict(DEFAULT_MEMBERS)
         self.inner_folds = inner_folds
         self.weight_step = weight_step
         self.seed = seed
@@ -286,6 +288,22 @@ def release(trainer: Any) -> None:
         trainer.release()
 
 
+def companion_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A fused session companion fuses the members that can learn a companion themselves
+    (an AutoML member cannot: it is left out rather than run once more)."""
+    from experiments.families import get_family
+
+    members = options.get("members") or DEFAULT_MEMBERS
+    able = {name: opts for name, opts in members.items() if get_family(name).session_companion}
+    if not able:
+        raise ValueError(
+            f"no member of fused ({', '.join(members)}) can learn a session companion; "
+            "add one that can (sklearn_linear, sklearn_mlp) or drop fused from "
+            "serving.session_model"
+        )
+    return {**options, "members": able}
+
+
 def member_tables(trainer: Any) -> dict[str, pd.DataFrame]:
     """The members' own tables (an AutoML member's leaderboard), named ``<member>_<table>``."""
     from experiments.families import get_family
@@ -306,6 +324,7 @@ FAMILY = ModelFamily(
     load=load,
     release=release,
     tables=member_tables,
+    session_options=companion_options,
     check=_check_members,
     default=False,
 )

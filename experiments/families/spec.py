@@ -51,6 +51,10 @@ def _no_tables(trainer: Trainer) -> dict[str, pd.DataFrame]:
     return {}
 
 
+def _same_options(options: dict[str, Any]) -> dict[str, Any]:
+    return options
+
+
 @dataclass(frozen=True)
 class ModelFamily:
     """One model family: everything the pipeline needs to train, log, save and serve it."""
@@ -69,6 +73,8 @@ class ModelFamily:
     load: Callable[[Path, dict[str, Any]], Any]
     #: Whether it can learn a speaker-normalised companion for session requests.
     session_companion: bool = True
+    #: The companion's options from the family's own (``ValueError`` when none can be made).
+    session_options: Callable[[dict[str, Any]], dict[str, Any]] = _same_options
     #: Whether it trains when an experiment file has no ``trainers:`` section.
     default: bool = True
     #: The feature sets it can read (empty: any set of per-clip functionals).
