@@ -336,6 +336,11 @@ class H2OAutoMLTrainer:
             h2o.remove(prediction)
         finally:
             h2o.remove(frame)
+        return self._class_probabilities(scores)
+
+    def _class_probabilities(self, scores: pd.DataFrame) -> np.ndarray:
+        """H2O's prediction table (``predict`` then one column per level) as probabilities in
+        ``classes_`` order, rows summing to 1."""
         mapping = _probability_columns([str(c) for c in scores.columns[1:]], self.h2o_domain_)
         proba = np.column_stack([scores[mapping[c]].to_numpy(np.float64) for c in self.classes_])
         return proba / proba.sum(axis=1, keepdims=True)
@@ -357,11 +362,7 @@ class H2OAutoMLTrainer:
         holdout = model.cross_validation_holdout_predictions()
         if holdout is None:
             return None
-        scores = _to_pandas(holdout)
-        mapping = _probability_columns([str(c) for c in scores.columns[1:]], self.h2o_domain_)
-        proba = np.column_stack([scores[mapping[c]].to_numpy(np.float64) for c in self.classes_])
-        proba = proba[self.kept_row_]
-        return proba / proba.sum(axis=1, keepdims=True)
+        return self._class_probabilities(_to_pandas(holdout))[self.kept_row_]
 
     def mojo_supported(self) -> bool:
         """Whether the leader itself can be exported as a MOJO."""
