@@ -121,13 +121,15 @@ class LabelsConfig(_Section):
             raise ValueError(f"labels {both} are both dropped and kept; name each in one list")
         return self
 
+    def mapped(self, labels: pd.Series) -> pd.Series:
+        """``labels`` renamed, merged and filtered (None where a clip leaves)."""
+        return apply_label_scheme(labels, rename=self.map, drop=self.drop, keep=self.keep)
+
     def apply(self, table: pd.DataFrame) -> pd.DataFrame:
         """The rows of ``table`` whose label remains, with their ``emotion`` mapped."""
         if not (self.map or self.drop or self.keep):
             return table
-        mapped = apply_label_scheme(
-            table["emotion"], rename=self.map, drop=self.drop, keep=self.keep
-        )
+        mapped = self.mapped(table["emotion"])
         return table.assign(emotion=mapped).loc[mapped.notna()].reset_index(drop=True)
 
 

@@ -124,15 +124,32 @@ def data_demo(
 
 @data_app.command("check")
 def data_check(
-    sources: list[Path] = typer.Argument(..., help="Manifests or folders, as a run reads them."),
+    sources: list[Path] = typer.Argument(
+        None, help="Manifests or folders, as a run reads them (default: the --config's)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="Experiment YAML: its data.folders and data.labels, as a run."
+    ),
     show: int = typer.Option(20, "--show", min=0, help="Problems and speakers listed at most."),
 ) -> None:
     """Print what a run would see in SOURCES (headers only, no decoding); exit 1 if it
-    would stop."""
+    would stop. With --config the experiment's label mapping is applied first."""
     from flows.data_report import print_data_check
     from ser_features.data_check import check_sources
 
-    report = check_sources(sources)
+    relabel = None
+    if config is not None:
+        from experiments.config import ConfigError, load_config
+
+        try:
+            data = load_config(config).data
+        except ConfigError as exc:
+            fail(str(exc))
+        sources = sources or [Path(folder) for folder in data.folders]
+        relabel = data.labels.mapped
+    if not sources:
+        fail("name the manifests or folders to check, or an experiment file with --config")
+    report = check_sources(sources, relabel=relabel)
     print_data_check(report, show=show)
     if report.stops_a_run:
         raise typer.Exit(code=1)

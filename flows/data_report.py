@@ -29,6 +29,10 @@ def print_data_check(report: DataCheck, *, show: int = 20) -> None:
             console.print(f"[yellow]warning:[/] {escape(warning)}")
         console.print(_label_table(report))
         console.print(_speaker_table(report, show))
+    if report.left_by_mapping:
+        left = report.left_by_mapping
+        named = ", ".join(f"{label} ({n})" for label, n in left.items())
+        console.print(f"data.labels leaves out {sum(left.values())} clips: {named}")
     for title, rows in (
         ("refused rows (a run quarantines them and goes on)", report.refused),
         ("skipped files", report.skipped),

@@ -13,7 +13,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,8 @@ class DataCheck:
     refused: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: clips whose label an experiment's label mapping drops, per label before mapping
+    left_by_mapping: dict[str, int] = field(default_factory=dict)
 
     @property
     def stops_a_run(self) -> bool:
@@ -49,21 +51,41 @@ class DataCheck:
         return self.clips["label"].value_counts().to_dict() if len(self.clips) else {}
 
 
-def check_sources(sources: Iterable[str | Path]) -> DataCheck:
-    """Check every source as a run would read it; problems are reported, never raised."""
+def check_sources(
+    sources: Iterable[str | Path],
+    *,
+    relabel: Callable[[pd.Series], pd.Series] | None = None,
+) -> DataCheck:
+    """Check every source as a run would read it; problems are reported, never raised.
+
+    ``relabel`` maps the data's labels as an experiment does (``data.labels``: None for a
+    clip that leaves), so the counts and the split check are those a run would train on.
+    """
     try:
         scan = find_clips(list(sources))
     except (ManifestError, FileNotFoundError, NotADirectoryError) as exc:
         return DataCheck(_clip_table([]), errors=[str(exc)])
     table = _clip_table(scan.clips)
+    left: dict[str, int] = {}
+    if relabel is not None and len(table):
+        mapped = relabel(table["label"])
+        left = table.loc[mapped.isna(), "label"].value_counts().to_dict()
+        table = table.assign(label=mapped).loc[mapped.notna()].reset_index(drop=True)
     check = DataCheck(
         table,
         refused=list(scan.refused),
         skipped=[(str(path), reason) for path, reason in scan.skipped],
+        left_by_mapping={str(label): int(n) for label, n in left.items()},
     )
     if table.empty:
         check.errors.append("no labelled clips found: a run would have nothing to train on")
         return check
+    labels = sorted(table["label"].unique())
+    if len(labels) < 2:
+        check.errors.append(
+            f"only one label ({labels[0]!r}) remains: a model needs at least two to tell "
+            "apart; add clips of another label or keep more labels (data.labels)"
+        )
     for label, (clips, groups) in rare_labels(table["label"], table["group"]).items():
         check.errors.append(
             f"label {label!r} has {clips} clip(s) from {groups} speaker group(s): a "

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from click.testing import Result
 from typer.testing import CliRunner
 
 from ser_features.audio import load_audio
@@ -284,6 +285,26 @@ def test_data_check_prints_what_a_run_would_see(shared_data, tmp_path):
     result = CliRunner().invoke(app, ["data", "check", str(manifest)], env={"COLUMNS": "200"})
     assert result.exit_code == 1
     assert "label 'awe' has 1 clip(s) from 1 speaker group(s)" in result.output
+
+    # the experiment file's label mapping is what a run trains on: awe merged into joy
+    def check_with(labels: str) -> Result:
+        config = tmp_path / "mine.yaml"
+        config.write_text(
+            f"name: mine\ndata:\n  folders: [{manifest}]\n  labels:\n{labels}"
+            "trainers:\n  sklearn_linear: {}\n"
+        )
+        return CliRunner().invoke(
+            app, ["data", "check", "--config", str(config)], env={"COLUMNS": "200"}
+        )
+
+    result = check_with("    map: {awe: joy}\n")
+    assert result.exit_code == 0, result.output
+    assert "16 clips (0 segments of longer recordings)" in result.output
+    assert "'awe'" not in result.output and "│ joy   │     7" in result.output
+    result = check_with("    map: {awe: joy}\n    drop: [anger]\n")
+    assert result.exit_code == 1, result.output
+    assert "data.labels leaves out 9 clips: anger (9)" in result.output
+    assert "only one label ('joy') remains" in result.output
 
 
 def test_a_missing_source_stops_the_check(tmp_path):
