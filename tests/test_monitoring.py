@@ -145,3 +145,6 @@ def test_another_corpus_is_drift_with_a_report_to_look_at(logged):
     assert "drift detected" in output
     page = (logged["root"] / "other-corpus.html").read_text()
     assert "DRIFT DETECTED" in page and "data:image/png;base64," in page
+    # every data-quality fact on a row of its own, as a number a reader can take in
+    assert "<td>quality.clipped_share</td><td>0</td>" in page
+    assert f"<td>n_predictions</td><td>{logged['counts'][1]}</td>" in page

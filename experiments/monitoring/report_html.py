@@ -18,10 +18,14 @@ def report_html(report: DriftReport, *, title: str) -> str:
     the data-quality facts."""
     summary = report.summary()
     verdict = "DRIFT DETECTED" if report.drift_detected else "no drift"
-    rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{html.escape(json.dumps(v))}</td></tr>"
+    shown = {
+        k: v
         for k, v in summary.items()
         if k not in ("label_shares", "reference_label_shares", "drifted_features")
+    }
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(_shown(v))}</td></tr>"
+        for k, v in _flattened(shown).items()
     )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -38,6 +42,24 @@ on the champion's test clips.</p>
 <h2>Summary</h2><table>{rows}</table>
 <h2>Drifted features</h2><p>{html.escape(", ".join(report.drifted_features) or "none")}</p>
 </body></html>"""
+
+
+def _flattened(values: dict, prefix: str = "") -> dict:
+    """Nested summaries (the data-quality facts) as one row per fact: ``quality.clipped_share``."""
+    rows: dict = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            rows.update(_flattened(value, f"{prefix}{key}."))
+        else:
+            rows[f"{prefix}{key}"] = value
+    return rows
+
+
+def _shown(value: object) -> str:
+    """A summary value as a reader wants it: floats to four significant digits."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value)
 
 
 def _plots(report: DriftReport) -> str:
