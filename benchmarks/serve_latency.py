@@ -10,7 +10,8 @@ scratch MLflow store (fast settings; the description of a clip, not the model, d
 cost) and makes each the ``@champion`` of its own registered model; with it, the champion of
 that registered model in ``MLFLOW_TRACKING_URI`` is measured. For a 4 s and a 30 s clip of
 real speech it prints: the pyfunc's ``predict`` called in-process (p50), the same through
-the scoring server started as ``ser serve`` starts it (one worker unless ``--workers``),
+the scoring server started as ``ser serve`` starts it (one worker unless ``--workers``; every
+answer logged and the server following ``@champion``, unless ``--bare``),
 sequential p50/p95/p99 (the two measured in turns, one in-process call then one request),
 requests/s with 1, 4 and 8 concurrent clients (4 s clip), the served/in-process p50 ratio,
 and the cost of one request of 10 clips against one of 1 clip.
@@ -185,9 +186,12 @@ def measure(
 
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     port = free_port()
+    as_served: dict[str, Any] = {}  # what `ser serve` adds by default, unless --bare
+    if not args.bare:
+        as_served = {"follow": f"{name}@champion", "prediction_log": workdir / f"{label}-log"}
     with running(
         serve_command(name, port=port, workers=args.workers),
-        env=serving_environment(uri),
+        env=serving_environment(uri, **as_served),
         log_path=workdir / f"{label}.log",
         ready_url=f"http://127.0.0.1:{port}/ping",
         timeout=240,
@@ -220,11 +224,17 @@ def main() -> None:
     parser.add_argument(
         "--model", help="measure this registered model's @champion (MLFLOW_TRACKING_URI) instead"
     )
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="serve without the prediction log and the @champion follower (`ser serve` has both)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # local_server
     workdir = Path(tempfile.mkdtemp(prefix="ser-latency-"))
     header = "ms: in-process p50 | served p50/p95/p99 | ratio; req/s at 1/4/8 clients (4 s clip)"
     header += "; 10-clip request / 1-clip request"
+    header += "; bare server" if args.bare else "; prediction log on, following @champion"
     if args.model:
         import mlflow
 
