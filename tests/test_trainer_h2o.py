@@ -185,3 +185,17 @@ def test_mojo_falls_back_to_next_exportable_model(fitted, tmp_path, monkeypatch)
     assert params["mojo_fallback"] is True
     assert params["mojo_model_id"] == board["model_id"].iloc[1]
     assert "simulated MOJO failure" in fitted.mojo_failures_[0]
+
+
+def test_no_model_is_one_error_naming_the_ways_out(cluster, data):
+    features, labels, speakers = data
+    train = np.isin(speakers, TRAIN_SPEAKERS)
+    nothing_to_stack = H2OAutoMLTrainer(  # an ensemble with no base model: AutoML builds none
+        max_runtime_secs=30, nfolds=3, modeling_plan=[["StackedEnsemble", ["best_of_family_1"]]]
+    )
+    with pytest.raises(RuntimeError) as raised:
+        nothing_to_stack.fit(features[train], labels[train], speakers[train])
+    message = str(raised.value)
+    assert message.startswith("H2O AutoML built no model in its 30 s budget on")
+    assert f"rows x {features.shape[1]} columns" in message
+    assert "Raise max_runtime_secs, or set pca_components" in message

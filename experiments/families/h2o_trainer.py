@@ -305,7 +305,7 @@ class H2OAutoMLTrainer:
         finally:
             _remove_frame_and_copies(frame)
         if aml.leader is None:
-            raise RuntimeError("H2O AutoML built no model; raise max_runtime_secs")
+            raise RuntimeError(self._no_model_message(aml, len(table)))
         self.aml_ = aml
         self.leader_ = aml.leader
         board = get_leaderboard(aml, extra_columns="ALL")
@@ -315,6 +315,22 @@ class H2OAutoMLTrainer:
         if set(self.h2o_domain_) != set(self.classes_):
             raise RuntimeError(f"H2O response levels {self.h2o_domain_} != labels {self.classes_}")
         return self
+
+    def _no_model_message(self, aml: H2OAutoML, rows: int) -> str:
+        """Why AutoML has no leader, and the two ways out."""
+        started = [
+            message.split("[", 1)[1].split("]", 1)[0]
+            for message in _to_pandas(aml.event_log)["message"].astype(str)
+            if message.endswith("] started") and "[" in message
+        ]
+        running = f"; {started[-1]} was still training when it ran out" if started else ""
+        columns = len(self.predictors_)
+        return (
+            f"H2O AutoML built no model in its {self.max_runtime_secs} s budget on {rows} rows "
+            f"x {columns} columns{running}. Raise max_runtime_secs, or set pca_components "
+            "(e.g. 64) to learn from fewer columns: a model's cost grows with the columns, and "
+            "H2O gives its GLM no time limit inside AutoML"
+        )
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Leader's class probabilities, columns in ``classes_`` order, rows summing to 1."""
