@@ -28,6 +28,7 @@ from experiments.evaluation.splits import (
 )
 from experiments.families import CV_OVERRIDES, get_family
 from experiments.families.predictors import SESSION_SUBDIR, load_predictor, save_predictor
+from experiments.serving.emotion_model import TELEPHONE_BAND_KEY
 from experiments.tracking.runs import (
     configure_tracking,
     ensure_experiment,
@@ -196,7 +197,12 @@ def train_and_log_family(
                     predictor_dir,
                     example_audio_b64=example,
                     example_output=_example_output(served.classes),
-                    model_config=config.serving.model_config_dict(),
+                    model_config={
+                        **config.serving.model_config_dict(),
+                        TELEPHONE_BAND_KEY: quality.telephone_band(
+                            table["original_sample_rate"].iloc[split.train_index]
+                        ),
+                    },
                 )
             mlflow.set_tag("served_model_uri", model_uri)
             uar = evaluation.metrics["uar"]

@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,8 @@ LOW_SNR_DB = 15.0
 #: Speech whose energy lies under this frequency (Hz), or a file whose rate cannot carry
 #: more, came through a telephone band.
 NARROWBAND_HZ = 4000.0
+#: A file at this rate or lower cannot carry more than a telephone band.
+TELEPHONE_RATE = int(2 * NARROWBAND_HZ)
 #: A larger share of samples at full scale is audible clipping.
 CLIPPED_SHARE = 0.001
 #: Speech quieter than this (dBFS RMS) was recorded far too low.
@@ -69,19 +72,29 @@ EXAMPLE = {
 }
 
 
+def telephone_band(sample_rates: Iterable[int]) -> bool:
+    """Whether clips at these rates (as recorded) are mostly telephone-band: a model trained
+    on them hears every recording through that band (:data:`TELEPHONE_RATE`)."""
+    rates = np.asarray(list(sample_rates), dtype=float)
+    return bool(len(rates)) and bool(np.mean(rates <= TELEPHONE_RATE) > 0.5)
+
+
 def recording_quality(
     samples: np.ndarray,
     rate: int,
     probability: np.ndarray,
     *,
     min_speech_s: float = MIN_SPEECH_S,
+    model_telephone_band: bool = False,
 ) -> dict[str, Any]:
     """The facts of a recording (mono ``samples`` at its own ``rate``) and their warnings.
 
     ``probability`` is the detector's speech probability per 32 ms window of the recording.
     Returns ``speech_s``, ``snr_db`` (None without speech), ``sample_rate``, ``bandwidth_hz``,
     ``clipped_share``, ``level_dbfs`` (None without speech) and ``warnings``, a list of codes
-    among ``too_little_speech``, ``low_snr``, ``narrowband``, ``clipped`` and ``quiet``.
+    among ``too_little_speech``, ``low_snr``, ``narrowband``, ``clipped`` and ``quiet``
+    (``narrowband`` only for a model that learnt from wideband recordings: see
+    :func:`telephone_band`).
     """
     samples = np.asarray(samples, dtype=np.float64)
     speaking = speech_windows(probability)
@@ -96,16 +109,24 @@ def recording_quality(
         "clipped_share": round(float(np.mean(np.abs(samples) >= FULL_SCALE)), 5),
         "level_dbfs": _rounded(speech_level_dbfs(power, bounds, speaking)),
     }
-    return {**facts, "warnings": warnings_of(facts, min_speech_s=min_speech_s)}
+    warnings = warnings_of(
+        facts, min_speech_s=min_speech_s, model_telephone_band=model_telephone_band
+    )
+    return {**facts, "warnings": warnings}
 
 
-def warnings_of(facts: dict[str, Any], *, min_speech_s: float = MIN_SPEECH_S) -> list[str]:
+def warnings_of(
+    facts: dict[str, Any],
+    *,
+    min_speech_s: float = MIN_SPEECH_S,
+    model_telephone_band: bool = False,
+) -> list[str]:
     """The warning codes that ``facts`` call for, in a fixed order."""
+    narrowband = facts["bandwidth_hz"] < NARROWBAND_HZ or facts["sample_rate"] <= TELEPHONE_RATE
     checks = {
         "too_little_speech": facts["speech_s"] < min_speech_s,
         "low_snr": facts["snr_db"] is not None and facts["snr_db"] < LOW_SNR_DB,
-        "narrowband": facts["bandwidth_hz"] < NARROWBAND_HZ
-        or facts["sample_rate"] <= 2 * NARROWBAND_HZ,
+        "narrowband": narrowband and not model_telephone_band,
         "clipped": facts["clipped_share"] > CLIPPED_SHARE,
         "quiet": facts["level_dbfs"] is not None and facts["level_dbfs"] < QUIET_DBFS,
     }

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ser_features.conditions import coloured_noise
-from ser_features.quality import in_words, recording_quality
+from ser_features.quality import in_words, recording_quality, telephone_band, warnings_of
 from ser_features.segments import _cut_long, _join_short, speech_segments
 from ser_features.speech_activity import WINDOW
 
@@ -74,3 +74,12 @@ def test_a_long_span_is_cut_into_equal_parts():
     parts = _cut_long((1.0, 21.0), 8.0)
     assert len(parts) == 3 and parts[0][0] == 1.0 and parts[-1][1] == 21.0
     assert {round(end - start, 6) for start, end in parts} == {round(20 / 3, 6)}
+
+
+def test_a_model_of_telephone_calls_is_not_warned_that_a_call_is_narrowband():
+    assert telephone_band([8000, 8000, 16000]) and not telephone_band([8000, 16000, 44100])
+    assert not telephone_band([])
+    facts = {"speech_s": 2.0, "snr_db": 30.0, "sample_rate": 8000, "bandwidth_hz": 3400.0,
+             "clipped_share": 0.0, "level_dbfs": -25.0}  # fmt: skip
+    assert warnings_of(facts) == ["narrowband"]
+    assert warnings_of(facts, model_telephone_band=True) == []

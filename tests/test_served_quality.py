@@ -20,9 +20,11 @@ from local_server import free_port, running
 from served_demo import answer, train_demo_champion, wav_b64
 
 from experiments.serving.command import serve_command, serving_environment
+from experiments.serving.emotion_model import TELEPHONE_BAND_KEY
 from experiments.serving.prediction_log import answer_rows, quality_facts
+from ser_features.audio import resample
 from ser_features.conditions import simulate
-from ser_features.quality import MIN_SPEECH_S, NARROWBAND_HZ
+from ser_features.quality import MIN_SPEECH_S, NARROWBAND_HZ, TELEPHONE_RATE
 from ser_features.speech_activity import WINDOW_S, speech_probability, speech_windows
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -47,6 +49,10 @@ def served(tmp_path_factory):
         ):
             yield {
                 "model": mlflow.pyfunc.load_model(model_uri),
+                # the same model as if it had learnt from telephone-band recordings
+                "telephone": mlflow.pyfunc.load_model(
+                    model_uri, model_config={TELEPHONE_BAND_KEY: True}
+                ),
                 "url": f"http://127.0.0.1:{port}/invocations",
             }
 
@@ -86,6 +92,27 @@ def test_a_telephone_line_is_narrowband_at_8_khz(served, clip):
     quality = heard(served, *clip, "telephone_ulaw")["quality"]
     assert quality["warnings"] == ["narrowband"]
     assert quality["sample_rate"] == 8000 and quality["bandwidth_hz"] < 4000
+
+
+def test_a_model_of_wideband_clips_says_so_and_hears_a_wideband_clip_whole(served):
+    assert served["model"].model_config[TELEPHONE_BAND_KEY] is False
+
+
+def test_a_telephone_band_model_hears_every_recording_through_its_band(served, clip):
+    """A model that learnt from 8 kHz calls: no warning that a call is narrowband, and a
+    wideband recording is answered as the same speech at 8 kHz."""
+    model = served["telephone"]
+    assert model.model_config[TELEPHONE_BAND_KEY] is True
+    assert heard({"model": model}, *clip, "telephone_ulaw")["quality"]["warnings"] == []
+    samples, rate = clip
+    wide = answer(model, samples, rate)
+    narrow = answer(model, resample(samples, rate, TELEPHONE_RATE), TELEPHONE_RATE)
+    assert wide["quality"]["sample_rate"] == rate  # the facts are of the recording as sent
+    assert wide["emotion"] == narrow["emotion"]
+    wide_p, narrow_p = (np.array(list(a["probabilities"].values())) for a in (wide, narrow))
+    assert np.abs(wide_p - narrow_p).max() < 0.02  # 16-bit rounding of the 8 kHz file apart
+    as_wideband = np.array(list(answer(served["model"], samples, rate)["probabilities"].values()))
+    assert not np.allclose(wide_p, as_wideband)  # the band limit is what it heard
 
 
 def test_clipping_is_counted_and_warned_of(served, clip):

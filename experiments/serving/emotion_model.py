@@ -57,7 +57,12 @@ from experiments.serving.prediction_log import (
     monitored_columns,
     quality_facts,
 )
-from experiments.serving.recording import as_recorded, hear, judged_pieces
+from experiments.serving.recording import (
+    as_recorded,
+    hear,
+    judged_pieces,
+    through_telephone_band,
+)
 from experiments.training.normalisation import MIN_CLIPS_PER_SPEAKER, standardise_per_speaker
 from ser_features.audio import Clip
 from ser_features.errors import AudioError
@@ -82,6 +87,9 @@ OUTPUT_COLUMNS = [
 TOO_LITTLE_SPEECH = "too_little_speech"
 DEFAULT_MAX_DURATION_S = 600.0
 DEFAULT_MAX_SEGMENT_S = 8.0
+#: ``model_config`` key: the model learnt from telephone-band recordings
+#: (:func:`ser_features.quality.telephone_band` of its training clips' rates).
+TELEPHONE_BAND_KEY = "telephone_band"
 
 
 def takes_labels(input_schema: Any) -> bool:
@@ -136,6 +144,8 @@ class ServedVersion:
     max_duration_s: float = DEFAULT_MAX_DURATION_S
     max_segment_s: float = DEFAULT_MAX_SEGMENT_S
     version: str | None = None
+    #: it learnt from telephone-band recordings: it hears every recording through that band
+    telephone_band: bool = False
 
     @functools.cached_property
     def monitored_columns(self) -> list[str]:
@@ -205,6 +215,7 @@ def load_served_version(
         max_duration_s=float(config.get("max_duration_s", DEFAULT_MAX_DURATION_S)),
         max_segment_s=float(config.get("max_segment_s", DEFAULT_MAX_SEGMENT_S)),
         version=version,
+        telephone_band=bool(config.get(TELEPHONE_BAND_KEY, False)),
     )
 
 
@@ -424,10 +435,11 @@ class EmotionModel(PythonModel):
                 f"row {position}: audio is {recorded.duration_s:.0f} s long; the limit is "
                 f"{served.max_duration_s:.0f} s (split the recording or raise max_duration_s)"
             )
-        probability, quality = hear(recorded)
+        probability, quality = hear(recorded, model_telephone_band=served.telephone_band)
+        heard_as = through_telephone_band(recorded) if served.telephone_band else recorded
         try:
             spans, pieces = judged_pieces(
-                recorded, probability, served.spec.load, max_segment_s=served.max_segment_s
+                heard_as, probability, served.spec.load, max_segment_s=served.max_segment_s
             )
         except AudioError as exc:
             raise bad_request(f"row {position}: {exc}") from None

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from ser_features.audio import Clip, LoadOptions, load_audio, prepare
+from ser_features.audio import Clip, LoadOptions, load_audio, prepare, resample
 from ser_features.errors import AudioError
-from ser_features.quality import recording_quality
+from ser_features.quality import TELEPHONE_RATE, recording_quality
 from ser_features.segments import speech_segments
 from ser_features.speech_activity import VAD_RATE, WINDOW_S, speech_probability
 
@@ -38,11 +38,29 @@ def as_recorded(raw: bytes, *, max_duration_s: float | None = None) -> Clip:
     return load_audio(raw, options=options, max_duration_s=max_duration_s)
 
 
-def hear(recorded: Clip) -> tuple[np.ndarray, dict[str, Any]]:
+def hear(
+    recorded: Clip, *, model_telephone_band: bool = False
+) -> tuple[np.ndarray, dict[str, Any]]:
     """The detector's speech probability per 32 ms window of ``recorded``, and its quality
-    facts (:func:`~ser_features.quality.recording_quality`)."""
+    facts (:func:`~ser_features.quality.recording_quality`) for a model that learnt from
+    telephone-band recordings or not."""
     probability = speech_probability(recorded.samples, recorded.sample_rate)
-    return probability, recording_quality(recorded.samples, recorded.sample_rate, probability)
+    facts = recording_quality(
+        recorded.samples,
+        recorded.sample_rate,
+        probability,
+        model_telephone_band=model_telephone_band,
+    )
+    return probability, facts
+
+
+def through_telephone_band(recorded: Clip) -> Clip:
+    """``recorded`` at :data:`~ser_features.quality.TELEPHONE_RATE` when it is wider: what a
+    model that learnt from telephone-band recordings was taught to hear."""
+    if recorded.sample_rate <= TELEPHONE_RATE:
+        return recorded
+    samples = resample(recorded.samples, recorded.sample_rate, TELEPHONE_RATE)
+    return replace(recorded, samples=samples, sample_rate=TELEPHONE_RATE)
 
 
 def judged_pieces(
