@@ -296,6 +296,13 @@ def monitor(
     retrain_config: Path | None = typer.Option(
         None, "--retrain-config", help="Retrain with this experiment file when drift is found."
     ),
+    share_limit: float | None = typer.Option(
+        None,
+        "--share-limit",
+        min=0.0,
+        max=1.0,
+        help="The window drifts when at least this share of features does (default 0.2).",
+    ),
     cron: str | None = typer.Option(
         None, "--cron", help='Run on this cron schedule (e.g. "0 * * * *"); blocks.'
     ),
@@ -311,6 +318,8 @@ def monitor(
         "html_path": str(html_path) if html_path else None,
         "retrain_config": str(retrain_config.resolve()) if retrain_config else None,
     }
+    if share_limit is not None:
+        parameters["share_limit"] = share_limit
     if cron:
         from prefect.schedules import Cron
 

@@ -102,13 +102,15 @@ def logged(tmp_path_factory, shared_data):
     }  # fmt: skip
 
 
-def monitor(logged: dict, since: datetime, until: datetime, name: str) -> tuple[dict, str]:
+def monitor(
+    logged: dict, since: datetime, until: datetime, name: str, *options: str
+) -> tuple[dict, str]:
     out = logged["root"] / name
     result = subprocess.run(
         [str(SER), "monitor", "--model", MODEL, "--prediction-log", str(logged["log"]),
          "--since", since.strftime("%Y-%m-%dT%H:%M:%S.%f"),
          "--until", until.strftime("%Y-%m-%dT%H:%M:%S.%f"),
-         "--json", f"{out}.json", "--html", f"{out}.html"],
+         "--json", f"{out}.json", "--html", f"{out}.html", *options],
         env=logged["env"], cwd=logged["root"], capture_output=True, text=True, timeout=600,
         check=False,
     )  # fmt: skip
@@ -135,6 +137,13 @@ def test_new_speakers_of_the_training_corpus_are_not_drift(logged):
     assert summary["drift_detected"] is False, summary
     assert "no drift" in output
     assert set(summary) >= {"drifted_feature_share", "label_shift", "mean_confidence"}
+    # an operator who wants to hear of smaller shifts lowers the share that counts as drift
+    share = summary["drifted_feature_share"]
+    assert 0 < share < 0.2
+    stricter, _ = monitor(
+        logged, start, middle, "same-corpus-strict", "--share-limit", f"{share:g}"
+    )
+    assert stricter["share_limit"] == share and stricter["drift_detected"] is True
 
 
 def test_another_corpus_is_drift_with_a_report_to_look_at(logged):
