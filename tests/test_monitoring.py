@@ -157,3 +157,23 @@ def test_another_corpus_is_drift_with_a_report_to_look_at(logged):
     # every data-quality fact on a row of its own, as a number a reader can take in
     assert "<td>quality.clipped_share</td><td>0</td>" in page
     assert f"<td>n_predictions</td><td>{logged['counts'][1]}</td>" in page
+
+
+def test_drift_starts_the_retrain_flow_which_promotes_only_a_better_model(logged):
+    import mlflow
+
+    _, middle, end = logged["windows"]
+    client = mlflow.MlflowClient(logged["env"]["MLFLOW_TRACKING_URI"])
+    champion = client.get_model_version_by_alias(MODEL, "champion").version
+    experiment = client.get_experiment_by_name("monitor-tests").experiment_id
+    retrains = 'tags."retrain.promoted" != ""'
+    assert client.search_runs([experiment], filter_string=retrains) == []
+    retrain = ("--retrain-config", str(logged["root"] / "monitor.yaml"))
+    summary, output = monitor(logged, middle, end, "other-corpus-retrain", *retrain)
+    assert summary["drift_detected"] is True
+    assert "drift: retrained with" in output
+    runs = client.search_runs([experiment], filter_string=retrains)
+    assert len(runs) == 1  # one retrain, its decision recorded on its run
+    # the same clips again cannot beat the champion: @champion stays where it was
+    assert runs[0].data.tags["retrain.promoted"] == "False"
+    assert client.get_model_version_by_alias(MODEL, "champion").version == champion
