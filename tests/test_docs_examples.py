@@ -63,6 +63,26 @@ def test_the_own_data_manifest_and_experiment_file_are_valid(tmp_path):
     assert parse_config(yaml.safe_load(sample)).trainers["h2o_automl"]["max_runtime_secs"] == 600
 
 
+def test_the_readme_manifest_reads_as_it_says(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    (tmp_path / "calls").mkdir()
+    call = 0.3 * np.sin(np.arange(32 * 16000) / 7).astype("float32")  # one 32 s call
+    sf.write(tmp_path / "calls" / "0001.wav", call, 16000)
+    manifest = tmp_path / "calls.csv"
+    manifest.write_text(fenced("../README.md", "csv", "path,label") + "\n")
+    rows = read_manifest(manifest)
+    assert [c.labels.emotion for c in rows.clips] == [
+        "neutral",
+        "frustrated",
+        "neutral",
+        "satisfied",
+    ]
+    assert [(c.start, c.end) for c in rows.clips][1] == (12.5, 19.0)  # segments of the call
+    assert [reason.split(":")[0] for _, reason in rows.refused] == ["audio file not found"] * 5
+
+
 def test_the_fused_members_example_is_a_valid_trainers_section():
     trainers = yaml.safe_load(fenced("model-families.md", "yaml", "trainers:"))
     config = parse_config({"name": "x", "data": {"folders": ["calls.csv"]}, **trainers})
