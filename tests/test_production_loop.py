@@ -173,3 +173,51 @@ def test_rollback_names_what_it_cannot_do(store):
     assert result.returncode != 0 and "has no @champion" in result.stdout + result.stderr
     result = ser(store["uri"], "rollback", "--to", champion())
     assert result.returncode != 0 and "already @champion" in result.stdout + result.stderr
+
+
+def test_several_workers_follow_the_alias_and_log_every_answer(store, tmp_path):
+    """Two scoring processes: each follows @champion on its own and writes its own log files;
+    together they lose no answer and, within a minute, answer only from the new version."""
+    from experiments.serving.prediction_log import read_log
+
+    client = MlflowClient()
+    client.set_registered_model_alias(MODEL, CHAMPION, "1")
+    port = free_port()
+    predictions = tmp_path / "predictions"
+    env = serving_environment(
+        store["uri"], follow=f"{MODEL}@{CHAMPION}", follow_interval_s=1, prediction_log=predictions
+    )
+    clip = sorted(store["data"].rglob("*.wav"))[0]
+    url = f"http://127.0.0.1:{port}/invocations"
+    with running(
+        serve_command(MODEL, port=port, workers=2), env=env, log_path=tmp_path / "server.log",
+        ready_url=f"http://127.0.0.1:{port}/ping",
+    ):  # fmt: skip
+        loads = [Load(url, clip) for _ in range(4)]  # concurrent clients reach both workers
+        for load in loads:
+            load.__enter__()
+        try:
+            time.sleep(3)
+            moved = time.monotonic()
+            client.set_registered_model_alias(MODEL, CHAMPION, "2")
+            deadline = moved + 60
+            while time.monotonic() < deadline:  # every worker: the last answers all from v2
+                recent = [
+                    v for load in loads for t, _, v in load.answers if t > time.monotonic() - 3
+                ]
+                if time.monotonic() > moved + 5 and recent and set(recent) == {"2"}:
+                    break
+                time.sleep(0.5)
+        finally:
+            for load in loads:
+                load.__exit__()
+        answers = [a for load in loads for a in load.answers]
+        time.sleep(7)  # each worker writes its log every 5 s
+        logged = read_log(predictions)
+    assert answers and all(status == 200 for _, status, _ in answers)
+    recent = [v for load in loads for _, _, v in load.answers[-3:]]
+    assert set(recent) == {"2"}, recent
+    assert len(logged) == len(answers)  # every answer logged once, none lost
+    assert set(logged["model_version"]) == {"1", "2"}
+    writers = {path.name.split("-")[2] for path in predictions.glob("predictions-*.parquet")}
+    assert len(writers) == 2  # one writer per worker process
